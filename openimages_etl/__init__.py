@@ -1,0 +1,2 @@
+"""openimages-etl"""
+__version__ = "0.1.0"

@@ -1,0 +1,31 @@
+"""Typed run options shared by the CLI, the flows and the deployments."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class ImageSize(str, Enum):
+    """How images are exported: as they are, or resized the TFDS way to a pixel budget."""
+
+    original = "original"
+    px300k = "300k"
+    px200k = "200k"
+
+    @property
+    def target_pixels(self) -> int | None:
+        return {"300k": 300_000, "200k": 200_000}.get(self.value)
+
+
+class OnInvalid(str, Enum):
+    """What to do with rows that fail validation: publish nothing, or leave them out and publish."""
+
+    fail = "fail"
+    drop = "drop"
+
+
+# Rows per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory.
+CSV_BATCH_BYTES = 64 << 20
+# Images per conversion task: Prefect's per-task overhead must stay small next to the work.
+IMAGES_PER_TASK = 2000
+# Failures kept per (file, check) in reports; the totals are always exact.
+FAILURES_KEPT_PER_CHECK = 20

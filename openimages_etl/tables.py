@@ -1,0 +1,93 @@
+"""Stream an Open Images CSV in batches, type it by its pandera model and collect every failing value."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pandera.polars as pa
+import polars as pl
+import pyarrow as pa_arrow
+import pyarrow.csv as pacsv
+
+from openimages_etl.schemas.tables import (
+    BoxSchema,
+    ClassDescriptionSchema,
+    ImageLabelSchema,
+    ImageListSchema,
+    SegmentationSchema,
+)
+
+from .config import CSV_BATCH_BYTES
+from .errors import SourceError
+
+SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
+    "classes": ClassDescriptionSchema,
+    "images": ImageListSchema,
+    "boxes": BoxSchema,
+    "labels": ImageLabelSchema,
+    "masks": SegmentationSchema,
+}
+FAILURE_SCHEMA = {"row": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}
+LINE = "__line"  # 1-based line number in the file, carried with every batch
+
+
+def iter_batches(fs, path: str, columns: tuple[str, ...], header: bool, shown: str,
+                 keep: list[str] | None = None, batch_bytes: int = CSV_BATCH_BYTES) -> Iterator[pl.DataFrame]:
+    """Yield the CSV as string frames with a `__line` column; only the `keep` columns when given."""
+    wanted = list(columns) if keep is None else [c for c in keep if c in columns]
+    read = pacsv.ReadOptions(column_names=list(columns), skip_rows=1 if header else 0, block_size=batch_bytes)
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa_arrow.string() for c in columns}, include_columns=wanted,
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+    )
+    first_line = 2 if header else 1
+    try:
+        with fs.open(path, "rb") as raw:
+            reader = pacsv.open_csv(raw, read_options=read, convert_options=convert)
+            for record_batch in reader:
+                frame = pl.DataFrame(record_batch)
+                yield frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
+                first_line += record_batch.num_rows
+    except (pa_arrow.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise SourceError(f"{shown}: unreadable CSV near line {first_line}: {exc}") from exc
+
+
+def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Cast string columns to the model's dtypes; values that do not parse become failures (and null)."""
+    columns = SCHEMAS[kind].to_schema().columns
+    casts, failures = [], []
+    for name, column in columns.items():
+        if name not in frame.columns or column.dtype.type == pl.String:
+            continue
+        target = column.dtype.type
+        parsed = pl.col(name).cast(pl.Float64, strict=False)
+        if target != pl.Float64:
+            parsed = pl.when(parsed == parsed.round()).then(parsed).otherwise(None).cast(target, strict=False)
+        elif column.nullable:
+            parsed = parsed.fill_nan(None)  # "nan" in an optional column means "not given"
+        casts.append(parsed.alias(name))
+        failures.append(
+            frame.lazy()
+            .filter(pl.col(name).is_not_null() & parsed.is_null())
+            .select(pl.col(LINE).alias("row"), pl.lit(name).alias("column"),
+                    pl.lit(f"is {'a number' if target == pl.Float64 else 'an integer'}").alias("check"),
+                    pl.col(name).alias("value"))
+        )
+    parse_failures = pl.concat(pl.collect_all(failures)) if failures else pl.DataFrame(schema=FAILURE_SCHEMA)
+    return frame.with_columns(casts), parse_failures
+
+
+def check_batch(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+    """All of the model's failures in a typed batch, as rows `row, column, check, value`."""
+    try:
+        SCHEMAS[kind].to_schema().validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        index = cases.get_column("index")
+        lines = frame.get_column(LINE).gather(index.fill_null(0).cast(pl.Int64))
+        return cases.select(
+            pl.when(pl.col("index").is_not_null()).then(lines).cast(pl.Int64).alias("row"),
+            pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
+            pl.col("check"),
+            pl.col("failure_case").cast(pl.String).str.slice(0, 200).alias("value"),
+        )
+    return pl.DataFrame(schema=FAILURE_SCHEMA)

@@ -1,0 +1,109 @@
+"""One pandera model per Open Images CSV kind: the columns, their types and the format's rules."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
+
+# ImageID and MaskPath become file names: the same guard as storage.safe_name, as a regex.
+SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$"
+NO_DOTDOT = r"^(?:(?!\.\.).)*$"
+
+Normalised = partial(pa.Field, ge=0.0, le=1.0, description="Coordinate normalised to [0, 1] of the image side.")
+Flag = partial(pa.Field, isin=[-1, 0, 1], description="1 yes, 0 no, -1 unknown.")
+ImageId = partial(pa.Field, str_matches=SAFE_NAME, description="Image file name without extension.")
+Label = partial(pa.Field, str_length={"min_value": 1}, description="Class MID such as /m/01g317, or a plain name.")
+
+
+class ClassDescriptionSchema(pa.DataFrameModel):
+    """`class-descriptions.csv` (headerless) or `oidv*-class-descriptions.csv` (with header)."""
+
+    label_name: str = Label(alias="LabelName", unique=True)
+    display_name: str = pa.Field(alias="DisplayName", nullable=True, description="Name people see.")
+
+
+class ImageListSchema(pa.DataFrameModel):
+    """`<subset>-images-with-rotation.csv` and the official image lists: one row per image."""
+
+    image_id: str = ImageId(alias="ImageID")  # unique across all lists: checked in validation.build_keys
+    subset: Optional[str] = pa.Field(alias="Subset", nullable=True, str_matches=SAFE_NAME)
+    original_url: Optional[str] = pa.Field(alias="OriginalURL", nullable=True)
+    original_landing_url: Optional[str] = pa.Field(alias="OriginalLandingURL", nullable=True)
+    license: Optional[str] = pa.Field(alias="License", nullable=True)
+    author_profile_url: Optional[str] = pa.Field(alias="AuthorProfileURL", nullable=True)
+    author: Optional[str] = pa.Field(alias="Author", nullable=True)
+    title: Optional[str] = pa.Field(alias="Title", nullable=True)
+    original_size: Optional[float] = pa.Field(alias="OriginalSize", nullable=True, ge=0)
+    original_md5: Optional[str] = pa.Field(alias="OriginalMD5", nullable=True)
+    thumbnail_url: Optional[str] = pa.Field(alias="Thumbnail300KURL", nullable=True)
+    rotation: Optional[float] = pa.Field(
+        alias="Rotation", nullable=True, isin=[0.0, 90.0, 180.0, 270.0],
+        description="Degrees counter-clockwise; empty or nan means 0.",
+    )
+
+
+class BoxSchema(pa.DataFrameModel):
+    """`<subset>-annotations-bbox.csv`: 13 columns (V4) or 21 with the XClick points (V6+)."""
+
+    image_id: str = ImageId(alias="ImageID")
+    source: str = pa.Field(alias="Source", nullable=True, description="freeform, xclick, activemil, ...")
+    label_name: str = Label(alias="LabelName")
+    confidence: float = pa.Field(alias="Confidence", ge=0.0, le=1.0, nullable=True)
+    x_min: float = Normalised(alias="XMin")
+    x_max: float = Normalised(alias="XMax")
+    y_min: float = Normalised(alias="YMin")
+    y_max: float = Normalised(alias="YMax")
+    is_occluded: int = Flag(alias="IsOccluded")
+    is_truncated: int = Flag(alias="IsTruncated")
+    is_group_of: int = Flag(alias="IsGroupOf")
+    is_depiction: int = Flag(alias="IsDepiction")
+    is_inside: int = Flag(alias="IsInside")
+    x_click_1x: Optional[float] = pa.Field(alias="XClick1X", nullable=True, ge=-1.0, le=1.0)
+    x_click_2x: Optional[float] = pa.Field(alias="XClick2X", nullable=True, ge=-1.0, le=1.0)
+    x_click_3x: Optional[float] = pa.Field(alias="XClick3X", nullable=True, ge=-1.0, le=1.0)
+    x_click_4x: Optional[float] = pa.Field(alias="XClick4X", nullable=True, ge=-1.0, le=1.0)
+    x_click_1y: Optional[float] = pa.Field(alias="XClick1Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_2y: Optional[float] = pa.Field(alias="XClick2Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_3y: Optional[float] = pa.Field(alias="XClick3Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_4y: Optional[float] = pa.Field(alias="XClick4Y", nullable=True, ge=-1.0, le=1.0)
+
+    @pa.dataframe_check(name="XMin <= XMax")
+    def x_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("XMin") <= pl.col("XMax"))
+
+    @pa.dataframe_check(name="YMin <= YMax")
+    def y_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("YMin") <= pl.col("YMax"))
+
+
+class ImageLabelSchema(pa.DataFrameModel):
+    """`<subset>-annotations-human-imagelabels.csv`: Confidence 1 = present, 0 = verified absent."""
+
+    image_id: str = ImageId(alias="ImageID")
+    source: str = pa.Field(alias="Source", nullable=True)
+    label_name: str = Label(alias="LabelName")
+    confidence: float = pa.Field(alias="Confidence", ge=0.0, le=1.0)
+
+
+class SegmentationSchema(pa.DataFrameModel):
+    """`<subset>-annotations-object-segmentation.csv`: one row per mask PNG."""
+
+    mask_path: str = pa.Field(
+        alias="MaskPath", str_matches=SAFE_NAME, description="Bare PNG file name: <ImageID>_<label>_<BoxID>.png"
+    )
+    image_id: str = ImageId(alias="ImageID")
+    label_name: str = Label(alias="LabelName")
+    box_id: str = pa.Field(alias="BoxID", nullable=True)
+    box_x_min: float = Normalised(alias="BoxXMin")
+    box_x_max: float = Normalised(alias="BoxXMax")
+    box_y_min: float = Normalised(alias="BoxYMin")
+    box_y_max: float = Normalised(alias="BoxYMax")
+    predicted_iou: float = pa.Field(alias="PredictedIoU", nullable=True)
+    clicks: str = pa.Field(alias="Clicks", nullable=True, description="'x y flag;x y flag' click points")
+
+    @pa.dataframe_check(name="no '..' in MaskPath")
+    def mask_path_contained(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(~pl.col("MaskPath").str.contains("..", literal=True))
