@@ -30,12 +30,12 @@ def safe_name(value: str, what: str) -> str:
 
 def display_url(url: str) -> str:
     """The URL without credentials or query string, for logs and reports."""
+    if "::" in url:  # fsspec chained URL, e.g. zip://member::s3://bucket/x.zip
+        return "::".join(display_url(part) for part in url.split("::"))
     parts = urlsplit(url)
     if not parts.scheme or len(parts.scheme) == 1:  # plain path (or a Windows drive letter)
         return url
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
+    netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 

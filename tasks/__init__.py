@@ -1,1 +1,1 @@
-"""tasks"""
+"""Prefect tasks: thin wrappers that run one pipeline step each and return small references."""

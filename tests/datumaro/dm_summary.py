@@ -8,6 +8,9 @@ project's venv, and imports nothing from openimages_etl:
 
 A zip is extracted to a temporary directory first and imported from its root,
 as CVAT does. The dataset is read with ``Dataset.import_from(path, "open_images")``.
+With ``--cvat-frame-sizes sizes.json`` the script also passes ``image_meta`` the way
+CVAT's importer does when the archive carries no annotations/images.meta (CVAT sizes
+the listed items from the task's frames): use it for annotation-only zips.
 
 Output (stdout, one JSON document):
 
@@ -83,7 +86,37 @@ def _mask_extent(mask: np.ndarray):
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-def summarize(dataset_dir: str, fmt: str = "open_images") -> dict:
+_IMAGE_LIST_PATTERNS = ("image_ids_and_rotation.csv", "*-images-with-rotation.csv", "*-images-with-labels-with-rotation.csv")
+
+
+def cvat_image_meta(dataset_dir: str, frame_sizes: dict) -> dict | None:
+    """What CVAT's Open Images importer passes as ``image_meta``.
+
+    CVAT reads annotations/images.meta itself when the archive has one (returns None:
+    Datumaro then loads the file). Otherwise it sizes the items listed in the image
+    lists under annotations/ (only there, not at the root) from the task's frames.
+    """
+    import fnmatch
+
+    ann_dir = os.path.join(dataset_dir, "annotations")
+    if os.path.isfile(os.path.join(ann_dir, "images.meta")):
+        return None
+    meta = {}
+    if os.path.isdir(ann_dir):
+        for fname in sorted(os.listdir(ann_dir)):
+            if not any(fnmatch.fnmatch(fname, pat) for pat in _IMAGE_LIST_PATTERNS):
+                continue
+            with open(os.path.join(ann_dir, fname), encoding="utf-8") as f:
+                next(f, None)
+                for row in f:
+                    item_id = row.split(",")[0]
+                    if item_id in frame_sizes:
+                        h, w = frame_sizes[item_id]
+                        meta[item_id] = (int(h), int(w))
+    return meta
+
+
+def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | None = None) -> dict:
     import datumaro as dm
     from datumaro.components.annotation import AnnotationType
 
@@ -91,7 +124,12 @@ def summarize(dataset_dir: str, fmt: str = "open_images") -> dict:
     root_logger = logging.getLogger()
     root_logger.addHandler(collector)
     try:
-        dataset = dm.Dataset.import_from(dataset_dir, fmt)
+        kwargs = {}
+        if frame_sizes is not None:
+            meta = cvat_image_meta(dataset_dir, frame_sizes)
+            if meta is not None:
+                kwargs["image_meta"] = meta
+        dataset = dm.Dataset.import_from(dataset_dir, fmt, **kwargs)
 
         label_cats = dataset.categories().get(AnnotationType.label)
         names = [c.name for c in label_cats] if label_cats is not None else []
@@ -171,19 +209,32 @@ def main(argv=None) -> int:
     parser.add_argument("path", help="a .zip or a directory in Open Images layout")
     parser.add_argument("--format", default="open_images", help="Datumaro format name (default: open_images)")
     parser.add_argument("--indent", type=int, default=None, help="pretty-print the JSON")
+    parser.add_argument(
+        "--cvat-frame-sizes",
+        metavar="JSON",
+        help='emulate importing into a CVAT task whose frames have these sizes: a JSON file '
+        '{"<ImageID>": [height, width]}. As CVAT does, it is used only when the archive has no '
+        "annotations/images.meta, and only for ImageIDs listed in annotations/*-images-with-rotation.csv "
+        "(or image_ids_and_rotation.csv)",
+    )
     args = parser.parse_args(argv)
+
+    frame_sizes = None
+    if args.cvat_frame_sizes:
+        with open(args.cvat_frame_sizes, encoding="utf-8") as f:
+            frame_sizes = json.load(f)
 
     path = args.path
     if not os.path.exists(path):
         parser.error(f"no such file or directory: {path}")
 
     if os.path.isdir(path):
-        summary = summarize(path, args.format)
+        summary = summarize(path, args.format, frame_sizes)
     elif zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="dm_summary_") as tmp:
             with zipfile.ZipFile(path) as zf:
                 zf.extractall(tmp)
-            summary = summarize(tmp, args.format)
+            summary = summarize(tmp, args.format, frame_sizes)
     else:
         parser.error(f"not a directory or a zip file: {path}")
 

@@ -1,0 +1,170 @@
+"""The export flow: fetch -> validate -> convert and partition by subset -> publish -> report.
+
+1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
+2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
+3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder.
+4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report.
+"""
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, unmapped
+from pydantic import Field
+
+from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
+from openimages_etl.convert import BatchResult
+from openimages_etl.errors import InvalidDataError, UsageError
+from openimages_etl.failures import FailureSummary
+from openimages_etl.layout import Layout
+from openimages_etl.partition import OUTPUT_NAMES, output_columns
+from openimages_etl.report import build_report
+from openimages_etl.storage import display_url, url_stem
+from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
+from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.publish import package_zip, upload, write_report
+from openimages_etl.tasks.validate import index_dataset, validate_csv
+from openimages_etl.validation import Keys, TableCheck
+
+
+def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
+    """Steps 1 and 2, shared by both flows."""
+    root = fetch_source(source, storage_options, work)
+    layout = discover_layout(root, work)
+    keys = index_dataset(layout, work)
+    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work)).result()
+    return layout, keys, checks, FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
+
+
+@flow(name="validate-open-images")
+def validate_open_images(
+    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
+    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+) -> dict[str, Any]:
+    """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
+
+    Args:
+        source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
+        source_options: fsspec storage options for the source.
+    """
+    with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
+        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp))
+    summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
+    if failures.total:
+        raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
+    return summary
+
+
+@flow(name="export-open-images")
+def export_open_images(
+    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
+    dest: str = Field(description="Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md."),
+    name: str | None = Field(default=None, description="Export name; defaults to the source's file name without extension."),
+    image_size: ImageSize = Field(default=ImageSize.original, description="original: bytes as they are; 300k/200k: TFDS resizing to that many pixels, JPEG q72."),
+    subsets: list[str] | None = Field(default=None, description="Subsets to export (e.g. train, validation); all when empty."),
+    per_subset: bool = Field(default=False, description="Also publish NAME-<subset>.zip for each subset."),
+    on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
+    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+    dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
+    work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
+) -> dict[str, Any]:
+    """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
+
+    Args:
+        source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
+        dest: Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
+        name: Export name; defaults to the source's file name without extension.
+        image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
+        subsets: Subsets to export (e.g. train, validation); all when empty.
+        per_subset: Also publish NAME-<subset>.zip for each subset.
+        on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
+        source_options: fsspec storage options for the source.
+        dest_options: fsspec storage options for the destination.
+        work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
+    """
+    started = datetime.now(timezone.utc)
+    name = name or url_stem(source)
+    dest_options = dest_options or {}
+    logger = get_run_logger()
+    with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
+        work = Path(tmp)
+        out = work / "out"
+        layout, keys, checks, failures = check_source(source, source_options or {}, work)
+        chosen = _choose_subsets(keys, subsets)
+
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict) -> dict[str, Any]:
+            report = build_report(
+                status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
+                image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
+                subsets=subset_counts, files=files, failures=failures,
+                layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
+            write_report(report, name, dest, dest_options, work)
+            return report
+
+        if failures.total and on_invalid == OnInvalid.fail:
+            finish("failed", {}, [], {})
+            raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
+
+        # 3. convert and partition by subset
+        batches = [(s, o) for s in chosen for o in range(0, keys.images_per_subset.get(s, 0), IMAGES_PER_TASK)] if keys.has_image_files else []
+        images = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
+                                    unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)).result()
+        segmentations = [c for c in checks if c.table.kind == "masks"]
+        mask_batches = [(c, o) for c in segmentations for o in range(0, c.rows, IMAGES_PER_TASK)]
+        masks = convert_masks.map([c for c, _ in mask_batches], [o for _, o in mask_batches], unmapped(IMAGES_PER_TASK),
+                                  unmapped(layout), unmapped(keys), unmapped(out)).result()
+        media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
+        failures = FailureSummary.merge([failures, media_failures])
+        if media_failures.total and on_invalid == OnInvalid.fail:
+            finish("failed", {}, [], {})
+            raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
+        columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
+        parts = partition_csv.map(checks, unmapped(layout), unmapped(keys), unmapped(subsets and chosen),
+                                  [columns[c.table.kind] for c in checks], unmapped(out)).result()
+
+        # 4. publish: per-subset zips first, the full zip last, then the report
+        headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
+        bundles = {s: [s] for s in chosen} if per_subset else {}
+        bundles["*"] = chosen
+        outputs = {}
+        for key, members in bundles.items():
+            zip_name = name if key == "*" else f"{name}-{key}"
+            local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
+            outputs[key] = display_url(upload(local, dest, dest_options))
+        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts))
+        logger.info("Published %s", report["output"])
+        return report
+
+
+def _choose_subsets(keys: Keys, subsets: list[str] | None) -> list[str]:
+    available = sorted(keys.images_per_subset)
+    if not subsets:
+        return available
+    unknown = sorted(set(subsets) - set(available))
+    if unknown:
+        raise UsageError(f"unknown subsets {unknown}; the source has {available}")
+    return sorted(set(subsets))
+
+
+def _file_row(result) -> dict[str, Any]:
+    return {"file": result.file, "kind": result.kind, "rows_in": result.rows_in, "published": result.published,
+            "rejected": result.rejected, "not_selected": result.not_selected}
+
+
+def _subset_counts(chosen: list[str], images: list[BatchResult], parts) -> dict[str, dict[str, int]]:
+    counts = {s: {"images": 0, "boxes": 0, "labels": 0, "masks": 0} for s in chosen}
+    for batch in images:
+        counts[batch.subset]["images"] += batch.converted
+    for part in parts:
+        if part.kind in ("boxes", "labels", "masks"):
+            for subset, rows in part.published.items():
+                counts[subset][part.kind] += rows
+    if not images:  # annotation-only export: the image lists say how many items
+        for part in parts:
+            if part.kind == "images":
+                for subset, rows in part.published.items():
+                    counts[subset]["images"] += rows
+    return counts

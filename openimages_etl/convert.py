@@ -1,0 +1,128 @@
+"""Convert one batch of images or masks of a subset into the export's staging folder."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import polars as pl
+from fsspec.implementations.zip import ZipFileSystem
+
+from openimages_etl.schemas.tables import ImageListSchema as ImageList
+from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
+
+from .errors import UnsafeSourceError
+from .failures import FailureLog, FailureSummary, failure_frame
+from .layout import Layout
+from .media import MediaError, convert_image, convert_mask
+from .storage import safe_name
+from .tables import LINE
+from .validation import Keys, TableCheck
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a conversion batch did: files written, bytes, and the failures (each one rejects its row)."""
+
+    subset: str
+    converted: int
+    bytes_written: int
+    failures: FailureSummary = field(default_factory=FailureSummary)
+
+
+def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
+    """The subset's images that have a file, in a stable order so batches are slices."""
+    return (pl.scan_parquet(keys.images).filter((pl.col("subset") == subset) & pl.col("path").is_not_null())
+            .sort(ImageList.image_id))
+
+
+def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
+                        out_dir: Path, target_pixels: int | None) -> BatchResult:
+    fs, base = layout.root.open_fs()
+    rows = images_of(keys, subset).slice(offset, limit).select(ImageList.image_id, "path", "file", "line").collect()
+    folder = out_dir / "images" / subset
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes, failed, written = [], [], 0
+    for image_id, path, list_file, line in rows.iter_rows():
+        try:
+            safe_name(image_id, "ImageID")
+            data, extension, height, width = convert_image(fs.cat_file(_join(base, path)), target_pixels)
+        except (MediaError, UnsafeSourceError) as exc:
+            failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
+            continue
+        name = image_id + (extension or PurePosixPath(path).suffix.lower())
+        (folder / name).write_bytes(data)
+        written += len(data)
+        sizes.append((image_id, height, width, name))
+    _write(out_dir / "sizes" / f"{subset}-{offset}.parquet",
+           pl.DataFrame(sizes, schema={ImageList.image_id: pl.String, "height": pl.Int64, "width": pl.Int64, "name": pl.String}, orient="row"))
+    _write(out_dir / "rejected" / f"images-{subset}-{offset}.parquet",
+           pl.DataFrame({ImageList.image_id: [f["ImageID"] for f in failed]}, schema={ImageList.image_id: pl.String}))
+    log = FailureLog()
+    log.add(failure_frame([{k: v for k, v in f.items() if k != "ImageID"} for f in failed]))
+    return BatchResult(subset, len(sizes), written, log.summary())
+
+
+def exported_sizes(keys: Keys, out_dir: Path) -> pl.LazyFrame:
+    """(ImageID, subset, height, width) of every exported image; images.meta sizes where no image was converted."""
+    converted = sorted((out_dir / "sizes").glob("*.parquet"))
+    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset", *(["height", "width"] if _has_meta(keys) else []))
+    if not converted:
+        return listed if _has_meta(keys) else listed.with_columns(height=pl.lit(None, pl.Int64), width=pl.lit(None, pl.Int64))
+    sizes = pl.scan_parquet(converted).select(ImageList.image_id, "height", "width")
+    return listed.select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner")
+
+
+def _has_meta(keys: Keys) -> bool:
+    return "height" in pl.read_parquet_schema(keys.images)
+
+
+def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
+    """Valid segmentation rows with the subset of their image, in a stable order."""
+    subsets = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset")
+    return pl.scan_parquet(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
+
+
+def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult:
+    fs, base = layout.root.open_fs()
+    jobs = (mask_jobs(check, keys).slice(offset, limit)
+            .join(exported_sizes(keys, out_dir).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left")
+            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left")
+            .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
+    shards: dict[str, ZipFileSystem] = {}
+    failed, written, done = [], 0, 0
+    for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
+        try:
+            safe_name(mask_name, "MaskPath")
+            if shard is None:
+                data = fs.cat_file(_join(base, path))
+            else:
+                if shard not in shards:
+                    shards[shard] = ZipFileSystem(fo=fs.open(_join(base, shard), "rb"))
+                data = shards[shard].cat_file(path)
+            png = convert_mask(data, (height, width) if height else None)
+        except (MediaError, UnsafeSourceError) as exc:
+            failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})
+            continue
+        folder = out_dir / "masks" / subset
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / mask_name).write_bytes(png)
+        written += len(png)
+        done += 1
+    _write(out_dir / "rejected" / f"lines-{_slug(check.table.path)}-{offset}.parquet",
+           pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}))
+    log = FailureLog()
+    log.add(failure_frame(failed))
+    return BatchResult("*", done, written, log.summary())
+
+
+def _write(path: Path, frame: pl.DataFrame) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(path)
+
+
+def _slug(path: str) -> str:
+    return path.replace("/", "__")
+
+
+def _join(base: str, rel: str) -> str:
+    return f"{base}/{rel}" if base else rel

@@ -1,0 +1,63 @@
+"""Image and mask conversion: TFDS-style resizing, masks normalised to the exported image size."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Image.MAX_IMAGE_PIXELS = 200_000_000  # well above any real photo; larger is a decompression bomb
+JPEG_QUALITY = 72  # TFDS re-encodes every resized image at this quality
+
+
+class MediaError(ValueError):
+    """An image or mask that cannot be used; the message says why."""
+
+
+def tfds_size(width: int, height: int, target_pixels: int | None) -> tuple[int, int]:
+    """The TFDS rule: scale both sides by sqrt(target / (h*w)) when larger than target; never upscale."""
+    if not target_pixels or width * height <= target_pixels:
+        return width, height
+    factor = math.sqrt(target_pixels / (width * height))
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def convert_image(data: bytes, target_pixels: int | None) -> tuple[bytes, str | None, int, int]:
+    """Returns (bytes, new extension or None, height, width). Originals are kept byte for byte;
+    resized ones are decoded at reduced DCT scale when possible and re-encoded as JPEG q72."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if target_pixels is None:
+                return data, None, height, width
+            size = tfds_size(width, height, target_pixels)
+            image.draft("RGB", size)  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when still >= size
+            picture = image.convert("RGB")
+            if picture.size != size:
+                picture = picture.resize(size, Image.Resampling.BILINEAR)
+            out = io.BytesIO()
+            picture.save(out, "JPEG", quality=JPEG_QUALITY)
+            return out.getvalue(), ".jpg", size[1], size[0]
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise MediaError(f"not a readable image ({exc})") from exc
+
+
+def convert_mask(data: bytes, size: tuple[int, int] | None) -> bytes:
+    """Any PNG mask (non-zero = object) -> 8-bit 0/1 PNG at `size` (height, width), nearest-neighbour.
+    A mask with no object pixel breaks CVAT's import, so it is an error here."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            pixels = np.asarray(image)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise MediaError(f"not a readable PNG mask ({exc})") from exc
+    if pixels.ndim == 3:
+        pixels = pixels.any(axis=2)
+    binary = Image.fromarray((pixels != 0).astype(np.uint8), "L")
+    if size and binary.size != (size[1], size[0]):
+        binary = binary.resize((size[1], size[0]), Image.Resampling.NEAREST)
+    if not binary.getbbox():
+        raise MediaError("mask has no object pixel at the image's size")
+    out = io.BytesIO()
+    binary.save(out, "PNG")
+    return out.getvalue()

@@ -1,0 +1,66 @@
+"""Assemble the staged export into an Open Images zip that Datumaro (and so CVAT) imports as it is."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+
+import polars as pl
+
+from openimages_etl.schemas.tables import ImageListSchema as ImageList
+
+from .convert import exported_sizes
+from .layout import Layout
+from .partition import OUTPUT_NAMES
+from .validation import Keys
+
+HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
+COPY_CHUNK = 8 << 20
+
+
+def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
+              columns: dict[str, list[str]], subsets: list[str]) -> Path:
+    """Write `zip_path` from the staging folder: CSVs and JSON deflated, media stored (they are compressed already).
+    `columns` maps each output CSV name to its header."""
+    sizes = exported_sizes(keys, out_dir).collect()
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name in _output_tables(out_dir, subsets):
+            header = columns.get(name)
+            with archive.open(f"annotations/{name}", "w", force_zip64=True) as target:
+                if header and name != OUTPUT_NAMES["classes"]:
+                    target.write((",".join(header) + "\r\n").encode())
+                for part in sorted((out_dir / "parts" / name).glob("*.csv")):
+                    with part.open("rb") as source:
+                        shutil.copyfileobj(source, target, COPY_CHUNK)
+        for subset in subsets:
+            if not (out_dir / "parts" / OUTPUT_NAMES["images"].format(subset=subset)).exists():
+                _write_image_list(archive, subset, sizes)
+        if layout.hierarchy:
+            fs, base = layout.root.open_fs()
+            archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(f"{base}/{layout.hierarchy}" if base else layout.hierarchy))
+        known = sizes.filter(pl.col("subset").is_in(subsets) & pl.col("height").is_not_null())
+        if known.height:
+            lines = known.select(pl.format("{} {} {}", ImageList.image_id, "height", "width")).to_series()
+            archive.writestr("annotations/images.meta", "# image_id height width\n" + "\n".join(lines) + "\n")
+        for media in ("images", "masks"):
+            for subset in subsets:
+                folder = out_dir / media / subset
+                for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+                    archive.write(path, f"{media}/{subset}/{path.name}", compress_type=zipfile.ZIP_STORED)
+    return zip_path
+
+
+def _output_tables(out_dir: Path, subsets: list[str]) -> list[str]:
+    wanted = {OUTPUT_NAMES["classes"]} | {pattern.format(subset=s) for s in subsets for pattern in OUTPUT_NAMES.values()}
+    parts = out_dir / "parts"
+    return sorted(p.name for p in parts.iterdir() if p.name in wanted) if parts.is_dir() else []
+
+
+def _write_image_list(archive: zipfile.ZipFile, subset: str, sizes: pl.DataFrame) -> None:
+    """A source without image lists still gets one per subset: Datumaro's importer reads items from it."""
+    ids = sizes.filter(pl.col("subset") == subset).get_column(ImageList.image_id)
+    if ids.len():
+        rows = "".join(f"{image_id},{subset},,,,,,,,,,\r\n" for image_id in ids)
+        header = ",".join(ImageList.to_schema().columns) + "\r\n"
+        archive.writestr(f"annotations/{OUTPUT_NAMES['images'].format(subset=subset)}", header + rows)

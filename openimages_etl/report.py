@@ -1,0 +1,81 @@
+"""The run report: one dict for machines (JSON), rendered as Markdown for people."""
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from . import __version__
+from .failures import FailureSummary
+
+COUNT_KINDS = ("images", "boxes", "labels", "masks")
+
+
+def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
+                 finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
+                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected."""
+    return {
+        "status": status,
+        "source": source,
+        "output": output,
+        "outputs": outputs or {},
+        "image_size": image_size,
+        "subsets": subsets,
+        "files": files,
+        "rejected": {f["file"]: f["rejected"] for f in files if f.get("rejected")},
+        "errors": [s.as_dict() for s in failures.samples],
+        "error_counts": failures.counts,
+        "errors_total": failures.total,
+        "layout": layout or {},
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "version": __version__,
+    }
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, default=str) + "\n"
+
+
+def counts_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"subset": subset, **{k: counts.get(k, 0) for k in COUNT_KINDS}} for subset, counts in report["subsets"].items()]
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    icon = "✅" if report["status"] == "published" else "❌"
+    lines = [
+        f"# {icon} Open Images export: {report['status']}",
+        "",
+        f"- **Source**: `{report['source']}`",
+        f"- **Output**: {_link(report['output'])}",
+        *[f"- **{subset} only**: {_link(url)}" for subset, url in report.get("outputs", {}).items()],
+        f"- **Image size**: {report['image_size']}",
+        f"- **Started**: {report['started']} · **Duration**: {report['duration_s']} s · openimages-etl {report['version']}",
+        "",
+    ]
+    if report["subsets"]:
+        lines += ["## Per subset", "", "| subset | " + " | ".join(COUNT_KINDS) + " |", "|---" * (len(COUNT_KINDS) + 1) + "|"]
+        lines += [f"| {row['subset']} | " + " | ".join(str(row[k]) for k in COUNT_KINDS) + " |" for row in counts_table(report)]
+        lines.append("")
+    if report["files"]:
+        lines += ["## Input files", "", "| file | kind | rows in | published | rejected | not selected |", "|---|---|---|---|---|---|"]
+        lines += [f"| `{f['file']}` | {f['kind']} | {f['rows_in']} | {sum(f['published'].values())} | {f['rejected']} | {f['not_selected']} |"
+                  for f in report["files"]]
+        lines.append("")
+    if report["errors_total"]:
+        lines += [f"## Errors ({report['errors_total']} in all)", "", "| file | check | column | count |", "|---|---|---|---|"]
+        lines += [f"| `{c['file']}` | {c['check']} | {c['column'] or ''} | {c['count']} |" for c in report["error_counts"]]
+        lines += ["", "First failing rows of each check:", "", "| file | line | column | check | value |", "|---|---|---|---|---|"]
+        lines += [f"| `{e['file']}` | {e['row'] or ''} | {e['column'] or ''} | {e['check']} | `{_cell(e['value'])}` |" for e in report["errors"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _link(url: str | None) -> str:
+    return f"`{url}`" if url else "none (nothing published)"
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("`", "'")[:80]

@@ -1,0 +1,37 @@
+"""Convert and partition by subset: images and masks in batches, each CSV split in one pass."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
+from openimages_etl.layout import Layout
+from openimages_etl.partition import PartitionResult, partition_table
+from openimages_etl.validation import Keys, TableCheck
+
+
+@task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=1, cache_policy=NONE)
+def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path,
+                   target_pixels: int | None) -> BatchResult:
+    result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels)
+    get_run_logger().info("%s images %d-%d: %d converted, %.1f MB, %d failed", subset, offset, offset + limit,
+                          result.converted, result.bytes_written / 1e6, result.failures.total)
+    return result
+
+
+@task(name="convert-masks", task_run_name="masks-{offset}", retries=1, cache_policy=NONE)
+def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path) -> BatchResult:
+    result = convert_mask_batch(layout, keys, check, offset, limit, out_dir)
+    get_run_logger().info("%s masks %d-%d: %d converted, %d failed", check.table.path, offset, offset + limit,
+                          result.converted, result.failures.total)
+    return result
+
+
+@task(name="partition-csv", task_run_name="partition-{check.table.path}", cache_policy=NONE)
+def partition_csv(check: TableCheck, layout: Layout, keys: Keys, subsets: list[str] | None, columns: list[str],
+                  out_dir: Path) -> PartitionResult:
+    result = partition_table(layout, check, keys, subsets, columns, out_dir)
+    get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)
+    return result

@@ -1,0 +1,28 @@
+"""Fetch: make the source readable and find its Open Images files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from openimages_etl.layout import Layout, discover
+from openimages_etl.storage import DatasetRoot, display_url, stage_source
+
+
+@task(name="fetch-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def fetch_source(source: str, storage_options: dict[str, Any], work_dir: Path) -> DatasetRoot:
+    root = stage_source(source, storage_options, work_dir)
+    get_run_logger().info("Source %s readable as %s", display_url(source), display_url(root.url))
+    return root
+
+
+@task(name="discover-layout", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def discover_layout(root: DatasetRoot, work_dir: Path) -> Layout:
+    layout = discover(root, work_dir / "index")
+    logger = get_run_logger()
+    logger.info("Found %d CSV files: %s", len(layout.tables), ", ".join(t.path for t in layout.tables))
+    if layout.ignored:
+        logger.info("Ignored %d files that are not part of the format (e.g. %s)", len(layout.ignored), layout.ignored[0])
+    return layout
