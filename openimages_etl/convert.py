@@ -97,7 +97,7 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
                 data = fs.cat_file(_join(base, path))
             else:
                 if shard not in shards:
-                    shards[shard] = ZipFileSystem(fo=fs.open(_join(base, shard), "rb"))
+                    shards[shard] = ZipFileSystem(fo=fs.open(_join(base, shard), "rb"), skip_instance_cache=True)
                 data = shards[shard].cat_file(path)
             png = convert_mask(data, (height, width) if height else None)
         except (MediaError, UnsafeSourceError) as exc:

@@ -27,7 +27,7 @@ class FailureLog:
         if frame.is_empty():
             return
         frame = frame.select(FAILURE_COLUMNS.keys()).cast(FAILURE_COLUMNS)
-        self.counts = pl.concat([self.counts, frame.group_by(GROUP, maintain_order=True).len("count")]).group_by(
+        self.counts = pl.concat([self.counts, frame.group_by(GROUP, maintain_order=True).len("count").cast({"count": pl.Int64})]).group_by(
             GROUP, maintain_order=True).agg(pl.col("count").sum())
         self.samples = pl.concat([self.samples, frame]).group_by(GROUP, maintain_order=True).head(FAILURES_KEPT_PER_CHECK)
 

@@ -110,7 +110,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
     for shard in shards:
         with fs.open(_join(base, shard), "rb") as raw:
-            members = ZipFileSystem(fo=raw).find("")
+            members = ZipFileSystem(fo=raw, skip_instance_cache=True).find("")
         masks.extend((PurePosixPath(m).name, shard, m) for m in members if m.lower().endswith(".png"))
     index_dir.mkdir(parents=True, exist_ok=True)
     image_index, mask_index = index_dir / "image_files.parquet", index_dir / "mask_files.parquet"

@@ -64,8 +64,10 @@ def make_sample(dest: Path, layout: str = "cvat", images_per_subset: dict[str, i
                     mask = _mask(int(height * scale), int(width * scale), (x0, y0, x1, y1))
                     segments.append([mask_name, image_id, label, box_id, *box, "0.85", f"{x0:.4f} {y0:.4f} 1;{x1:.4f} {y1:.4f} 0"])
                     if official:
-                        shard = shards.setdefault(f"{subset}-{image_id[0]}", zipfile.ZipFile(dest / f"{subset}-masks-{image_id[0]}.zip", "w"))
-                        shard.writestr(mask_name, mask)
+                        shard_name = f"{subset}-masks-{image_id[0]}.zip"
+                        if shard_name not in shards:
+                            shards[shard_name] = zipfile.ZipFile(dest / shard_name, "w")
+                        shards[shard_name].writestr(mask_name, mask)
                     else:
                         (dest / "masks" / subset).mkdir(parents=True, exist_ok=True)
                         (dest / "masks" / subset / mask_name).write_bytes(mask)

@@ -1,0 +1,104 @@
+"""Shared fixtures: a real Prefect API (test harness), a real S3 endpoint (moto server on 127.0.0.1), sample data."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from openimages_etl.sample import make_sample, zip_folder
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect server (SQLite) for the whole session; flows run against it for real."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sample_dirs(tmp_path_factory) -> dict[str, Path]:
+    """The sample dataset in both layouts, built once; tests copy before changing them."""
+    base = tmp_path_factory.mktemp("samples")
+    return {layout: make_sample(base / layout, layout) for layout in ("cvat", "official")}
+
+
+@pytest.fixture
+def cvat_dir(sample_dirs, tmp_path) -> Path:
+    return Path(shutil.copytree(sample_dirs["cvat"], tmp_path / "cvat"))
+
+
+@pytest.fixture
+def official_dir(sample_dirs, tmp_path) -> Path:
+    return Path(shutil.copytree(sample_dirs["official"], tmp_path / "official"))
+
+
+def make_archive(folder: Path, kind: str) -> Path:
+    """`folder` as a zip, tar or tar.gz next to it."""
+    if kind == "zip":
+        return zip_folder(folder, folder.with_suffix(".zip"))
+    target = folder.parent / f"{folder.name}.{kind}"
+    with tarfile.open(target, "w:gz" if kind == "tar.gz" else "w") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.add(path, path.relative_to(folder).as_posix(), recursive=False)
+    return target
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server on loopback; AWS_* variables point s3fs (and boto) at it."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    env = {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("moto server did not start")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint):
+    """A fresh bucket on the moto server; yields its name."""
+    import s3fs
+
+    name = f"bucket-{time.time_ns()}"
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    fs.mkdir(name)
+    fs.invalidate_cache()
+    yield name
