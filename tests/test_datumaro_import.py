@@ -1,0 +1,68 @@
+"""The proof that CVAT can take our zips: Datumaro 1.13 (its own venv) imports every export as it is."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from openimages_etl.config import ImageSize
+from openimages_etl.flows import export_open_images
+
+from .conftest import make_archive
+
+HERE = Path(__file__).parent
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+
+
+@pytest.fixture(scope="session")
+def datumaro_python() -> str:
+    """Datumaro's venv, created on first use (about two minutes) and cached in ~/.cache."""
+    done = subprocess.run(["bash", str(HERE / "datumaro" / "setup_venv.sh")], capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        pytest.fail(f"could not install Datumaro for the import test:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def datumaro_view(python: str, path: Path) -> dict:
+    done = subprocess.run([python, str(HERE / "datumaro" / "dm_summary.py"), str(path)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def _rows(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+
+
+@pytest.mark.parametrize(("layout", "size"), [("cvat", ImageSize.original), ("official", ImageSize.px300k)])
+def test_export_imports_with_the_same_items_boxes_labels_and_masks(request, datumaro_python, layout, size, tmp_path):
+    source = make_archive(request.getfixturevalue(f"{layout}_dir"), "zip")
+    export_open_images(source=str(source), dest=str(tmp_path), name="ds", image_size=size)
+    view = datumaro_view(datumaro_python, tmp_path / "ds.zip")
+    assert view["warnings"] == []
+    with zipfile.ZipFile(tmp_path / "ds.zip") as archive:
+        meta = {line.split()[0]: [int(v) for v in line.split()[1:]] for line in archive.read("annotations/images.meta").decode().splitlines()[1:]}
+        boxes = [row for subset in ("train", "validation") for row in _rows(archive, f"annotations/{subset}-annotations-bbox.csv")]
+        labels = [row for subset in ("train", "validation") for row in _rows(archive, f"annotations/{subset}-annotations-human-imagelabels.csv")]
+    items = {item["id"]: item for item in view["items"]}
+    assert len(items) == 9 and {i["subset"] for i in items.values()} == {"train", "validation"}
+    for image_id, item in items.items():
+        assert item["has_image"] and item["image_size"] == meta[image_id]
+        height, width = meta[image_id]
+        expected = sorted((b["LabelName"], round(float(b["XMin"]) * width), round(float(b["YMin"]) * height))
+                          for b in boxes if b["ImageID"] == image_id)
+        assert sorted((b["label"], round(b["x"]), round(b["y"])) for b in item["bboxes"]) == expected
+        assert len(item["labels"]) == sum(1 for row in labels if row["ImageID"] == image_id)
+        assert item["masks"] and all(mask["area"] > 0 and mask["shape"] == [height, width] for mask in item["masks"])
+
+
+def test_datumaro_written_dataset_round_trips_unchanged(datumaro_python, tmp_path):
+    fixture = HERE / "fixtures" / "datumaro_export"
+    export_open_images(source=str(fixture), dest=str(tmp_path), name="again")
+    assert datumaro_view(datumaro_python, tmp_path / "again.zip") == datumaro_view(datumaro_python, fixture)
