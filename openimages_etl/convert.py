@@ -14,7 +14,7 @@ from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
-from .storage import safe_name
+from .storage import file_slug, member_path, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -45,7 +45,7 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     for image_id, path, list_file, line in rows.iter_rows():
         try:
             safe_name(image_id, "ImageID")
-            data, extension, height, width = convert_image(fs.cat_file(_join(base, path)), target_pixels)
+            data, extension, height, width = convert_image(fs.cat_file(member_path(base, path)), target_pixels)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
@@ -94,10 +94,10 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
         try:
             safe_name(mask_name, "MaskPath")
             if shard is None:
-                data = fs.cat_file(_join(base, path))
+                data = fs.cat_file(member_path(base, path))
             else:
                 if shard not in shards:
-                    shards[shard] = ZipFileSystem(fo=fs.open(_join(base, shard), "rb"), skip_instance_cache=True)
+                    shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)
                 data = shards[shard].cat_file(path)
             png = convert_mask(data, (height, width) if height else None)
         except (MediaError, UnsafeSourceError) as exc:
@@ -108,7 +108,7 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
         (folder / mask_name).write_bytes(png)
         written += len(png)
         done += 1
-    _write(out_dir / "rejected" / f"lines-{_slug(check.table.path)}-{offset}.parquet",
+    _write(out_dir / "rejected" / f"lines-{file_slug(check.table.path)}-{offset}.parquet",
            pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}))
     log = FailureLog()
     log.add(failure_frame(failed))
@@ -118,11 +118,3 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
 def _write(path: Path, frame: pl.DataFrame) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(path)
-
-
-def _slug(path: str) -> str:
-    return path.replace("/", "__")
-
-
-def _join(base: str, rel: str) -> str:
-    return f"{base}/{rel}" if base else rel

@@ -11,7 +11,7 @@ import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
 from .errors import SourceError
-from .storage import DatasetRoot, display_url
+from .storage import DatasetRoot, display_url, member_path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CLASS_HEADER = ("LabelName", "DisplayName")
@@ -109,7 +109,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
     for shard in shards:
-        with fs.open(_join(base, shard), "rb") as raw:
+        with fs.open(member_path(base, shard), "rb") as raw:
             members = ZipFileSystem(fo=raw, skip_instance_cache=True).find("")
         masks.extend((PurePosixPath(m).name, shard, m) for m in members if m.lower().endswith(".png"))
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -128,11 +128,7 @@ def _classify_table(name: str) -> tuple[str | None, str | None]:
 
 
 def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None) -> CsvFile:
-    first = read_header(fs, _join(base, rel))
+    first = read_header(fs, member_path(base, rel))
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
         return CsvFile(rel, kind, subset, CLASS_HEADER, header=False)
     return CsvFile(rel, kind, subset, tuple(first), header=True)
-
-
-def _join(base: str, rel: str) -> str:
-    return f"{base}/{rel}" if base else rel

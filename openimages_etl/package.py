@@ -11,6 +11,7 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
 from .layout import Layout
+from .storage import member_path
 from .partition import OUTPUT_NAMES
 from .validation import Keys
 
@@ -38,7 +39,7 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
                 _write_image_list(archive, subset, sizes)
         if layout.hierarchy:
             fs, base = layout.root.open_fs()
-            archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(f"{base}/{layout.hierarchy}" if base else layout.hierarchy))
+            archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(member_path(base, layout.hierarchy)))
         known = sizes.filter(pl.col("subset").is_in(subsets) & pl.col("height").is_not_null())
         if known.height:
             lines = known.select(pl.format("{} {} {}", ImageList.image_id, "height", "width")).to_series()

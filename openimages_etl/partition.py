@@ -10,6 +10,7 @@ import polars as pl
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile, Layout
+from .storage import file_slug, member_path
 from .tables import LINE, SCHEMAS, iter_batches
 from .validation import Keys, TableCheck
 
@@ -44,7 +45,7 @@ def output_columns(tables: list[CsvFile]) -> list[str]:
 
 
 def rejected_lines(check: TableCheck, out_dir: Path) -> pl.Series:
-    extra = sorted((out_dir / "rejected").glob(f"lines-{check.table.path.replace('/', '__')}-*.parquet"))
+    extra = sorted((out_dir / "rejected").glob(f"lines-{file_slug(check.table.path)}-*.parquet"))
     return pl.concat([pl.read_parquet(p).get_column(LINE) for p in [check.rejected_lines, *extra]]).unique()
 
 
@@ -64,7 +65,7 @@ def partition_table(layout: Layout, check: TableCheck, keys: Keys, subsets: list
     published, rejected, not_selected = Counter(), 0, 0
     handles: dict[str, object] = {}
     try:
-        for batch in iter_batches(fs, f"{base}/{table.path}" if base else table.path, table.columns, table.header, table.path):
+        for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
             keep = ~pl.col(LINE).is_in(bad_lines)
             if ImageList.image_id in batch.columns:
                 keep &= ~pl.col(ImageList.image_id).is_in(bad_images)
@@ -82,7 +83,7 @@ def partition_table(layout: Layout, check: TableCheck, keys: Keys, subsets: list
                 kept = selected
             for (subset,), rows in kept.partition_by("subset", as_dict=True, maintain_order=True).items():
                 if subset not in handles:
-                    target = parts / name.format(subset=subset) / f"{table.path.replace('/', '__')}.csv"
+                    target = parts / name.format(subset=subset) / f"{file_slug(table.path)}.csv"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     handles[subset] = target.open("wb")
                 rows.select([pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in columns]).write_csv(

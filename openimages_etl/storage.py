@@ -152,5 +152,15 @@ def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any
     return dest_url
 
 
+def member_path(base: str, rel: str) -> str:
+    """Path of `rel` (relative to a dataset root) in the root's file system."""
+    return f"{base}/{rel}" if base else rel
+
+
+def file_slug(rel: str) -> str:
+    """A flat file name for work files derived from a dataset file: `annotations/x.csv` -> `annotations__x.csv`."""
+    return rel.replace("/", "__")
+
+
 def join_url(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name

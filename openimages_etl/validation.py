@@ -14,6 +14,7 @@ from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
+from .storage import file_slug, member_path
 from .tables import LINE, check_batch, iter_batches, typed
 
 DEFAULT_SUBSET = "default"
@@ -69,7 +70,7 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
 
 
 def _read_columns(fs, base: str, table: CsvFile, columns: list[str]) -> pl.DataFrame:
-    batches = list(iter_batches(fs, _path(base, table.path), table.columns, table.header, table.path, keep=columns))
+    batches = list(iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path, keep=columns))
     return pl.concat(batches) if batches else pl.DataFrame(schema={**{c: pl.String for c in columns}, LINE: pl.Int64})
 
 
@@ -106,7 +107,7 @@ def _attach_files(images: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
 
 def _attach_meta(fs, base: str, meta_path: str, images: pl.DataFrame, log: FailureLog) -> pl.DataFrame:
     """`images.meta`: `ImageID height width` per line, whitespace separated, `#` comments."""
-    with fs.open(_path(base, meta_path), "rb") as raw:
+    with fs.open(member_path(base, meta_path), "rb") as raw:
         text = raw.read().decode("utf-8-sig", errors="replace")
     lines = pl.DataFrame({"text": text.splitlines()}).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
     rows = lines.filter(~pl.col("text").str.strip_chars().str.starts_with("#") & (pl.col("text").str.strip_chars() != ""))
@@ -126,7 +127,7 @@ def _attach_meta(fs, base: str, meta_path: str, images: pl.DataFrame, log: Failu
 def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog) -> None:
     """The class hierarchy JSON: nested {LabelName, Subcategory, Part}; every node but the root defined."""
     try:
-        with fs.open(_path(base, path), "rb") as raw:
+        with fs.open(member_path(base, path), "rb") as raw:
             tree = json.load(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         log.add(failure_frame([{"file": path, "row": None, "column": None, "check": "valid JSON", "value": str(exc)[:200]}]))
@@ -155,7 +156,7 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -
     label_names = pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()
     image_ids = pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()
     mask_names = pl.read_parquet(layout.mask_files, columns=["name"]).to_series() if table.kind == "masks" else None
-    for batch in iter_batches(fs, _path(base, table.path), table.columns, table.header, table.path):
+    for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
         rows += batch.height
         frame, parse_failures = typed(batch, table.kind)
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
@@ -169,7 +170,7 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -
                 Segmentation.mask_path, Segmentation.image_id, LINE))
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
-    stem = _slug(table.path)
+    stem = file_slug(table.path)
     rejected_path = out / f"{stem}.rejected.parquet"
     pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}).write_parquet(rejected_path)
     jobs_path = None
@@ -199,11 +200,3 @@ def _cross_file_failures(frame: pl.DataFrame, table: CsvFile, label_names: pl.Se
 def _failures(frame: pl.DataFrame, column: str, check: str) -> pl.DataFrame:
     return frame.select(pl.col("file"), pl.col("line").alias("row"), pl.lit(column).alias("column"),
                         pl.lit(check).alias("check"), pl.col(column).alias("value"))
-
-
-def _slug(path: str) -> str:
-    return path.replace("/", "__")
-
-
-def _path(base: str, rel: str) -> str:
-    return f"{base}/{rel}" if base else rel
