@@ -48,7 +48,7 @@ def partition(args) -> dict:
         checks = [validate_table(layout, table, keys, work) for table in layout.tables]
         boxes = next(c for c in checks if c.table.kind == "boxes")
         started = time.perf_counter()
-        result = partition_table(layout, boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out")
+        result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out")
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "published": result.published}
 

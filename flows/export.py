@@ -122,7 +122,7 @@ def export_open_images(
             finish("failed", {}, [], {})
             raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
         columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
-        parts = partition_csv.map(checks, unmapped(layout), unmapped(keys), unmapped(subsets and chosen),
+        parts = partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen),
                                   [columns[c.table.kind] for c in checks], unmapped(out)).result()
 
         # 4. publish: per-subset zips first, the full zip last, then the report

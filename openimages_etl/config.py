@@ -24,7 +24,7 @@ class OnInvalid(str, Enum):
 
 
 # Rows per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory.
-CSV_BATCH_BYTES = 64 << 20
+CSV_BATCH_ROWS = 1_000_000
 # Images per conversion task: Prefect's per-task overhead must stay small next to the work.
 IMAGES_PER_TASK = 2000
 # Failures kept per (file, check) in reports; the totals are always exact.

@@ -11,7 +11,7 @@ import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
 from .errors import SourceError
-from .storage import DatasetRoot, display_url, member_path
+from .storage import DatasetRoot, display_url, file_slug, is_local, member_path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CLASS_HEADER = ("LabelName", "DisplayName")
@@ -47,6 +47,7 @@ class CsvFile:
     subset: str | None
     columns: tuple[str, ...]
     header: bool
+    local: str = ""  # a local file with its bytes, what readers scan: the file itself when the source is local
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             elif kind == "classes":
                 class_files.append(rel)
             else:
-                tables.append(_csv_file(fs, base, rel, kind, subset))
+                tables.append(_csv_file(fs, base, rel, kind, subset, index_dir))
         elif HIERARCHY.search(name):
             hierarchy = rel
         elif name == "images.meta":
@@ -104,7 +105,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             ignored.append(rel)
     if class_files:
         chosen = min(class_files, key=lambda n: next(i for i, r in enumerate(CLASS_FILE_RANK) if r.search(PurePosixPath(n).name)))
-        tables.insert(0, _csv_file(fs, base, chosen, "classes", None))
+        tables.insert(0, _csv_file(fs, base, chosen, "classes", None, index_dir))
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
@@ -127,8 +128,15 @@ def _classify_table(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None) -> CsvFile:
-    first = read_header(fs, member_path(base, rel))
+def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, index_dir: Path) -> CsvFile:
+    path = member_path(base, rel)
+    first = read_header(fs, path)
+    if is_local(fs):
+        local = path
+    else:  # archive members and object stores: one local copy, scanned by validation and partitioning
+        local = str(index_dir / "csv" / file_slug(rel))
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(path, local)
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
-        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False)
-    return CsvFile(rel, kind, subset, tuple(first), header=True)
+        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local)
+    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local)

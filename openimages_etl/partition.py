@@ -1,7 +1,6 @@
-"""Split each CSV by subset in one streaming pass, leaving out rejected rows, as parts of the output CSVs."""
+"""Split each CSV by subset with polars' streaming engine, leaving out rejected rows, as parts of the output CSVs."""
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,9 +8,10 @@ import polars as pl
 
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
-from .layout import CsvFile, Layout
-from .storage import file_slug, member_path
-from .tables import LINE, SCHEMAS, iter_batches
+from .errors import SourceError
+from .layout import CsvFile
+from .storage import file_slug, safe_name
+from .tables import LINE, SCHEMAS, scan
 from .validation import Keys, TableCheck
 
 OUTPUT_NAMES = {
@@ -54,43 +54,42 @@ def rejected_images(out_dir: Path) -> pl.Series:
     return pl.concat([pl.read_parquet(p).get_column(ImageList.image_id) for p in files]) if files else pl.Series([], dtype=pl.String)
 
 
-def partition_table(layout: Layout, check: TableCheck, keys: Keys, subsets: list[str] | None,
-                    columns: list[str], out_dir: Path) -> PartitionResult:
+def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path) -> PartitionResult:
+    """Two streaming scans of the CSV: one counts rows per (subset, rejected), one writes every wanted subset's part."""
     table = check.table
-    fs, base = layout.root.open_fs()
-    bad_lines, bad_images = rejected_lines(check, out_dir).implode(), rejected_images(out_dir).implode()
-    subset_of = pl.read_parquet(keys.images, columns=[ImageList.image_id, "subset"])
+    routed = _routed(check, keys, out_dir)
+    counts = routed.group_by("subset", "rejected").len().collect()
+    usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
+    wanted = usable & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
+    published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
+    rejected = int(counts.filter(~usable).get_column("len").sum())
+    not_selected = int(counts.filter(usable & ~wanted).get_column("len").sum())
     name = OUTPUT_NAMES[table.kind]
-    parts = out_dir / "parts"
-    published, rejected, not_selected = Counter(), 0, 0
-    handles: dict[str, object] = {}
+    present = routed.collect_schema().names()
+    sinks = []
+    for subset in sorted(published):
+        target = out_dir / "parts" / name.format(subset=safe_name(subset, "Subset") if subset else "") / f"{file_slug(table.path)}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows = routed.filter(wanted & (pl.col("subset") == subset))
+        sinks.append(rows.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
+            target, include_header=False, line_terminator="\r\n", lazy=True))
     try:
-        for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
-            keep = ~pl.col(LINE).is_in(bad_lines)
-            if ImageList.image_id in batch.columns:
-                keep &= ~pl.col(ImageList.image_id).is_in(bad_images)
-            kept = batch.filter(keep)
-            rejected += batch.height - kept.height
-            if table.kind == "classes":
-                kept = kept.with_columns(pl.lit("").alias("subset"))
-            else:
-                kept = kept.join(subset_of, on=ImageList.image_id, how="inner")
-                if table.kind == "images":
-                    kept = kept.with_columns(pl.col("subset").alias(ImageList.subset))
-            if subsets is not None:
-                selected = kept.filter(pl.col("subset").is_in(subsets))
-                not_selected += kept.height - selected.height
-                kept = selected
-            for (subset,), rows in kept.partition_by("subset", as_dict=True, maintain_order=True).items():
-                if subset not in handles:
-                    target = parts / name.format(subset=subset) / f"{file_slug(table.path)}.csv"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    handles[subset] = target.open("wb")
-                rows.select([pl.col(c) if c in rows.columns else pl.lit(None, pl.String).alias(c) for c in columns]).write_csv(
-                    handles[subset], include_header=False, line_terminator="\r\n")
-                published[subset or "*"] += rows.height
-    finally:
-        for handle in handles.values():
-            handle.close()
-    rows_in = sum(published.values()) + rejected + not_selected
-    return PartitionResult(table.path, table.kind, rows_in, dict(published), rejected, not_selected)
+        pl.collect_all(sinks)
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"{table.path}: unreadable CSV ({str(exc).splitlines()[0]})") from exc
+    return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected)
+
+
+def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:
+    """Every row of the CSV as strings with its `subset` (its image's, from the image lists) and `rejected` flag."""
+    table = check.table
+    frame = scan(table)
+    rejected = pl.col(LINE).is_in(rejected_lines(check, out_dir).implode())
+    if ImageList.image_id in table.columns:
+        rejected |= pl.col(ImageList.image_id).is_in(rejected_images(out_dir).implode())
+    frame = frame.with_columns(rejected.alias("rejected"))
+    if table.kind == "classes":
+        return frame.with_columns(pl.lit("").alias("subset"))
+    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset")
+    frame = frame.join(listed, on=ImageList.image_id, how="left", maintain_order="left")
+    return frame.with_columns(pl.col("subset").alias(ImageList.subset)) if table.kind == "images" else frame

@@ -1,12 +1,15 @@
-"""Stream an Open Images CSV in batches, type it by its pandera model and collect every failing value."""
+"""Stream an Open Images CSV in batches, type it by its pandera model and collect every failing value.
+
+Reading uses polars' streaming engine (both cores) on a local file (`CsvFile.local`). Typed batches come
+from an optimistic pass that parses numbers while reading; when a value does not parse, the file is read
+again as strings and cast column by column, so that each such value is reported with its line.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pandera.polars as pa
 import polars as pl
-import pyarrow as pa_arrow
-import pyarrow.csv as pacsv
 
 from openimages_etl.schemas.tables import (
     BoxSchema,
@@ -16,8 +19,9 @@ from openimages_etl.schemas.tables import (
     SegmentationSchema,
 )
 
-from .config import CSV_BATCH_BYTES
+from .config import CSV_BATCH_ROWS
 from .errors import SourceError
+from .layout import CsvFile
 
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "classes": ClassDescriptionSchema,
@@ -30,25 +34,51 @@ FAILURE_SCHEMA = {"row": pl.Int64, "column": pl.String, "check": pl.String, "val
 LINE = "__line"  # 1-based line number in the file, carried with every batch
 
 
-def iter_batches(fs, path: str, columns: tuple[str, ...], header: bool, shown: str,
-                 keep: list[str] | None = None, batch_bytes: int = CSV_BATCH_BYTES) -> Iterator[pl.DataFrame]:
+class UnparsedValue(Exception):
+    """The optimistic typed read met a value that is not a number: read the file again as strings."""
+
+
+def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
+    """The CSV as a lazy frame of strings (or of `dtypes` where given), with its `__line` column."""
+    schema = {c: (dtypes or {}).get(c, pl.String) for c in table.columns}
+    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False).with_row_index(
+        LINE, offset=2 if table.header else 1).with_columns(pl.col(LINE).cast(pl.Int64))
+
+
+def iter_batches(table: CsvFile, keep: list[str] | None = None) -> Iterator[pl.DataFrame]:
     """Yield the CSV as string frames with a `__line` column; only the `keep` columns when given."""
-    wanted = list(columns) if keep is None else [c for c in keep if c in columns]
-    read = pacsv.ReadOptions(column_names=list(columns), skip_rows=1 if header else 0, block_size=batch_bytes)
-    convert = pacsv.ConvertOptions(
-        column_types={c: pa_arrow.string() for c in columns}, include_columns=wanted,
-        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
-    )
-    first_line = 2 if header else 1
+    frame = scan(table)
+    if keep is not None:
+        frame = frame.select([c for c in keep if c in table.columns] + [LINE])
     try:
-        with fs.open(path, "rb") as raw:
-            reader = pacsv.open_csv(raw, read_options=read, convert_options=convert)
-            for record_batch in reader:
-                frame = pl.DataFrame(record_batch)
-                yield frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
-                first_line += record_batch.num_rows
-    except (pa_arrow.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise SourceError(f"{shown}: unreadable CSV near line {first_line}: {exc}") from exc
+        yield from frame.collect_batches(chunk_size=CSV_BATCH_ROWS)
+    except pl.exceptions.PolarsError as exc:
+        raise SourceError(f"{table.path}: unreadable CSV ({str(exc).splitlines()[0]})") from exc
+
+
+def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
+    """Whole columns of a CSV (key tables), as strings, with `__line`."""
+    batches = list(iter_batches(table, keep=columns))
+    return pl.concat(batches) if batches else pl.DataFrame(schema={**{c: pl.String for c in columns if c in table.columns}, LINE: pl.Int64})
+
+
+def typed_batches(table: CsvFile, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """(typed batch, parse failures): numbers parsed while reading; raises UnparsedValue on a value that is not one."""
+    model = SCHEMAS[kind].to_schema().columns
+    numbers = {name: column.dtype.type for name, column in model.items() if name in table.columns and column.dtype.type != pl.String}
+    nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
+    lazy = scan(table, numbers).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
+    try:
+        for batch in lazy.collect_batches(chunk_size=CSV_BATCH_ROWS):
+            yield batch, pl.DataFrame(schema=FAILURE_SCHEMA)
+    except pl.exceptions.PolarsError as exc:
+        raise UnparsedValue(str(exc).splitlines()[0]) from exc
+
+
+def cast_batches(table: CsvFile, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """(typed batch, parse failures) from string batches: the exact path, slower than `typed_batches`."""
+    for batch in iter_batches(table):
+        yield typed(batch, kind)
 
 
 def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -59,7 +89,7 @@ def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if name not in frame.columns or column.dtype.type == pl.String:
             continue
         target = column.dtype.type
-        parsed = pl.col(name).cast(pl.Float64, strict=False)
+        parsed = pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)  # the CSV reader also allows spaces
         if target != pl.Float64:
             parsed = pl.when(parsed == parsed.round()).then(parsed).otherwise(None).cast(target, strict=False)
         elif column.nullable:

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from openimages_etl.schemas.tables import BoxSchema as Box
@@ -15,9 +16,10 @@ from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .storage import file_slug, member_path
-from .tables import LINE, check_batch, iter_batches, typed
+from .tables import LINE, UnparsedValue, cast_batches, check_batch, read_columns, typed_batches
 
 DEFAULT_SUBSET = "default"
+HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one process
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     fs, base = layout.root.open_fs()
     log = FailureLog()
     (classes,) = layout.of_kind("classes") or [None]
-    labels = _read_columns(fs, base, classes, [Classes.label_name, Classes.display_name]) if classes else pl.DataFrame(
+    labels = read_columns(classes, [Classes.label_name, Classes.display_name]) if classes else pl.DataFrame(
         schema={Classes.label_name: pl.String, Classes.display_name: pl.String})
     images = _image_list(fs, base, layout)
     files = pl.read_parquet(layout.image_files)
@@ -69,16 +71,11 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     return Keys(str(images_path), str(labels_path), per_subset, files.height > 0, log.summary())
 
 
-def _read_columns(fs, base: str, table: CsvFile, columns: list[str]) -> pl.DataFrame:
-    batches = list(iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path, keep=columns))
-    return pl.concat(batches) if batches else pl.DataFrame(schema={**{c: pl.String for c in columns}, LINE: pl.Int64})
-
-
 def _image_list(fs, base: str, layout: Layout) -> pl.DataFrame:
     frames = []
     for table in layout.of_kind("images"):
         keep = [ImageList.image_id, ImageList.subset, ImageList.rotation]
-        frame = _read_columns(fs, base, table, keep)
+        frame = read_columns(table, keep)
         subset = pl.lit(table.subset) if table.subset else pl.col(ImageList.subset) if ImageList.subset in frame.columns else pl.lit(None)
         rotation = pl.col(ImageList.rotation) if ImageList.rotation in frame.columns else pl.lit(None)
         frames.append(frame.select(
@@ -151,50 +148,85 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
 
 def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
-    fs, base = layout.root.open_fs()
-    log, rejected, jobs, rows = FailureLog(), [], [], 0
-    label_names = pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()
-    image_ids = pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()
-    mask_names = pl.read_parquet(layout.mask_files, columns=["name"]).to_series() if table.kind == "masks" else None
-    for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
-        rows += batch.height
-        frame, parse_failures = typed(batch, table.kind)
-        schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
-        cross = _cross_file_failures(frame, table, label_names, image_ids, mask_names)
-        found = pl.concat([parse_failures, schema_failures, cross]).with_columns(pl.lit(table.path).alias("file"))
-        log.add(found)
-        bad_lines = found.get_column("row").drop_nulls().unique()
-        rejected.append(bad_lines)
-        if mask_names is not None:
-            jobs.append(frame.filter(~pl.col(LINE).is_in(bad_lines.implode())).select(
-                Segmentation.mask_path, Segmentation.image_id, LINE))
+    references = {
+        Box.label_name: (KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions"),
+        Box.image_id: (KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list"),
+    } if table.kind in ("boxes", "labels", "masks") else {}
+    if table.kind == "masks":
+        references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
+    try:
+        rows, log, rejected, jobs = _check_batches(typed_batches(table, table.kind), table, references)
+    except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
+        rows, log, rejected, jobs = _check_batches(cast_batches(table, table.kind), table, references)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
     rejected_path = out / f"{stem}.rejected.parquet"
     pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}).write_parquet(rejected_path)
     jobs_path = None
-    if mask_names is not None:
+    if table.kind == "masks":
         jobs_path = str(out / f"{stem}.maskjobs.parquet")
         (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
-def _cross_file_failures(frame: pl.DataFrame, table: CsvFile, label_names: pl.Series, image_ids: pl.Series,
-                         mask_names: pl.Series | None) -> pl.DataFrame:
-    rules = []
-    if table.kind in ("boxes", "labels", "masks"):
-        rules.append((Box.label_name, ~pl.col(Box.label_name).is_in(label_names.implode()), "LabelName defined in class descriptions"))
-        rules.append((Box.image_id, ~pl.col(Box.image_id).is_in(image_ids.implode()), "ImageID in image list"))
-    if mask_names is not None:
-        rules.append((Segmentation.mask_path, ~pl.col(Segmentation.mask_path).is_in(mask_names.implode()), "mask file present"))
-    if not rules:
-        return failure_frame().drop("file")
-    return pl.concat([
-        frame.filter(condition & pl.col(column).is_not_null()).select(
-            pl.col(LINE).alias("row"), pl.lit(column).alias("column"), pl.lit(check).alias("check"), pl.col(column).alias("value"))
-        for column, condition, check in rules
-    ])
+def _check_batches(batches, table: CsvFile, references: dict[str, tuple["KeyIndex", str]]):
+    log, rejected, jobs, rows = FailureLog(), [], [], 0
+    for frame, parse_failures in batches:
+        rows += frame.height
+        schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
+        cross = [_missing(frame, column, index, check) for column, (index, check) in references.items() if column in frame.columns]
+        found = pl.concat([parse_failures, schema_failures, *cross]).with_columns(pl.lit(table.path).alias("file"))
+        log.add(found)
+        bad_lines = found.get_column("row").drop_nulls().unique()
+        rejected.append(bad_lines)
+        if table.kind == "masks":
+            jobs.append(frame.filter(~pl.col(LINE).is_in(bad_lines.implode())).select(
+                Segmentation.mask_path, Segmentation.image_id, LINE))
+    return rows, log, rejected, jobs
+
+
+def _missing(frame: pl.DataFrame, column: str, index: "KeyIndex", check: str) -> pl.DataFrame:
+    """Rows whose `column` is given but not among the keys of another file."""
+    values = frame.get_column(column)
+    return frame.filter(values.is_not_null() & ~index.contains(values)).select(
+        pl.col(LINE).alias("row"), pl.lit(column).alias("column"), pl.lit(check).alias("check"), pl.col(column).alias("value"))
+
+
+class KeyIndex:
+    """Exact membership in (and position among) a large set of strings, built once and probed per batch.
+
+    polars' `is_in` and joins hash the whole key set on every call (1.7 M image ids, once per batch);
+    this keeps the keys' 64-bit hashes sorted, binary-searches each value's hash and confirms the string.
+    Small key sets (labels) and ambiguous ones (repeated keys, a real hash collision) use polars directly."""
+
+    SMALL = 50_000
+
+    def __init__(self, keys: pl.Series):
+        self._keys = keys
+        hashes = keys.hash(HASH_SEED).to_numpy()
+        self._order = np.argsort(hashes, kind="stable").astype(np.int64)
+        self._hashes = hashes[self._order]
+        self._sorted = keys.gather(self._order)
+        self._direct = len(keys) <= self.SMALL or bool(np.any(self._hashes[1:] == self._hashes[:-1]))
+
+    def _probe(self, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        hashes = values.hash(HASH_SEED).to_numpy()
+        at = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+        return at, (self._hashes[at] == hashes) & (self._sorted.gather(at) == values).fill_null(False).to_numpy()
+
+    def contains(self, values: pl.Series) -> pl.Series:
+        if self._direct:
+            return values.is_in(self._keys.implode()).fill_null(False)
+        return pl.Series(values.name, self._probe(values)[1])
+
+    def positions(self, values: pl.Series) -> pl.Series:
+        """Index in the keys of each value (the first one when keys repeat), null where absent."""
+        if self._direct:
+            lookup = self._keys.to_frame("key").with_row_index("at").unique("key", keep="first")
+            return values.to_frame("key").join(lookup, on="key", how="left", maintain_order="left").get_column("at").cast(pl.Int64)
+        at, hit = self._probe(values)
+        return pl.Series(values.name, self._order[at]).to_frame().select(pl.when(pl.Series(hit)).then(pl.col(values.name))).to_series()
 
 
 def _failures(frame: pl.DataFrame, column: str, check: str) -> pl.DataFrame:

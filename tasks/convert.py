@@ -30,8 +30,7 @@ def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, ke
 
 
 @task(name="partition-csv", task_run_name="partition-{check.table.path}", cache_policy=NONE)
-def partition_csv(check: TableCheck, layout: Layout, keys: Keys, subsets: list[str] | None, columns: list[str],
-                  out_dir: Path) -> PartitionResult:
-    result = partition_table(layout, check, keys, subsets, columns, out_dir)
+def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path) -> PartitionResult:
+    result = partition_table(check, keys, subsets, columns, out_dir)
     get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)
     return result
