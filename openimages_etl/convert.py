@@ -14,6 +14,7 @@ from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
+from .shards import ShardWriter
 from .storage import file_slug, member_path, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
@@ -38,11 +39,10 @@ def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
                         out_dir: Path, target_pixels: int | None) -> BatchResult:
     fs, base = layout.root.open_fs()
-    rows = images_of(keys, subset).slice(offset, limit).select(ImageList.image_id, "path", "file", "line").collect()
-    folder = out_dir / "images" / subset
-    folder.mkdir(parents=True, exist_ok=True)
+    rows = images_of(keys, subset).slice(offset, limit).select(ImageList.image_id, "path").collect()
+    shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
     sizes, failed, written = [], [], 0
-    for image_id, path, list_file, line in rows.iter_rows():
+    for image_id, path in rows.iter_rows():
         try:
             safe_name(image_id, "ImageID")
             data, extension, height, width = convert_image(fs.cat_file(member_path(base, path)), target_pixels)
@@ -50,9 +50,10 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
         name = image_id + (extension or PurePosixPath(path).suffix.lower())
-        (folder / name).write_bytes(data)
+        shard.add(f"images/{subset}/{name}", data)
         written += len(data)
         sizes.append((image_id, height, width, name))
+    shard.close()
     _write(out_dir / "sizes" / f"{subset}-{offset}.parquet",
            pl.DataFrame(sizes, schema={ImageList.image_id: pl.String, "height": pl.Int64, "width": pl.Int64, "name": pl.String}, orient="row"))
     _write(out_dir / "rejected" / f"images-{subset}-{offset}.parquet",
@@ -89,6 +90,7 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
             .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left")
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
+    out = ShardWriter(media_shard(out_dir, f"masks-{file_slug(check.table.path)}", offset))
     failed, written, done = [], 0, 0
     for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
         try:
@@ -103,16 +105,20 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})
             continue
-        folder = out_dir / "masks" / subset
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / mask_name).write_bytes(png)
+        out.add(f"masks/{subset}/{mask_name}", png)
         written += len(png)
         done += 1
+    out.close()
     _write(out_dir / "rejected" / f"lines-{file_slug(check.table.path)}-{offset}.parquet",
            pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}))
     log = FailureLog()
     log.add(failure_frame(failed))
     return BatchResult("*", done, written, log.summary())
+
+
+def media_shard(out_dir: Path, stem: str, offset: int) -> Path:
+    """Where a batch's zip shard goes; names sort by source file, then offset."""
+    return out_dir / "media" / f"{stem}-{offset:010d}.zip"
 
 
 def _write(path: Path, frame: pl.DataFrame) -> None:

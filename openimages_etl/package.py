@@ -13,6 +13,7 @@ from .convert import exported_sizes
 from .layout import Layout
 from .storage import member_path
 from .partition import OUTPUT_NAMES
+from .shards import copy_entries
 from .validation import Keys
 
 HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
@@ -21,11 +22,12 @@ COPY_CHUNK = 8 << 20
 
 def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
               columns: dict[str, list[str]], subsets: list[str]) -> Path:
-    """Write `zip_path` from the staging folder: CSVs and JSON deflated, media stored (they are compressed already).
+    """Write `zip_path` from the staging folder: CSVs and JSON deflated, media copied from the batches' STORED shards.
     `columns` maps each output CSV name to its header."""
     sizes = exported_sizes(keys, out_dir).collect()
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+    # Level 1: ~5x faster than the default 6 on these CSVs, for archives ~20 % larger.
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for name in _output_tables(out_dir, subsets):
             header = columns.get(name)
             with archive.open(f"annotations/{name}", "w", force_zip64=True) as target:
@@ -44,11 +46,9 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
         if known.height:
             lines = known.select(pl.format("{} {} {}", ImageList.image_id, "height", "width")).to_series()
             archive.writestr("annotations/images.meta", "# image_id height width\n" + "\n".join(lines) + "\n")
-        for media in ("images", "masks"):
-            for subset in subsets:
-                folder = out_dir / media / subset
-                for path in sorted(folder.iterdir()) if folder.is_dir() else []:
-                    archive.write(path, f"{media}/{subset}/{path.name}", compress_type=zipfile.ZIP_STORED)
+        wanted = tuple(f"{media}/{subset}/" for media in ("images", "masks") for subset in subsets)
+        for shard in sorted((out_dir / "media").glob("*.zip")):
+            copy_entries(archive, shard, wanted)
     return zip_path
 
 
