@@ -15,7 +15,7 @@ from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
 from .shards import ShardWriter
-from .storage import file_slug, member_path, safe_name
+from .storage import file_slug, member_path, reader, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -41,11 +41,12 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     fs, base = layout.root.open_fs()
     rows = images_of(keys, subset).slice(offset, limit).select(ImageList.image_id, "path").collect()
     shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
+    read = reader(fs)
     sizes, failed, written = [], [], 0
     for image_id, path in rows.iter_rows():
         try:
             safe_name(image_id, "ImageID")
-            data, extension, height, width = convert_image(fs.cat_file(member_path(base, path)), target_pixels)
+            data, extension, height, width = convert_image(read(member_path(base, path)), target_pixels)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
@@ -91,12 +92,13 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
     out = ShardWriter(media_shard(out_dir, f"masks-{file_slug(check.table.path)}", offset))
+    read = reader(fs)
     failed, written, done = [], 0, 0
     for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
         try:
             safe_name(mask_name, "MaskPath")
             if shard is None:
-                data = fs.cat_file(member_path(base, path))
+                data = read(member_path(base, path))
             else:
                 if shard not in shards:
                     shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)

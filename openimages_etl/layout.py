@@ -76,12 +76,12 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
     """List the root once and sort every file into its role."""
     fs, base = root.open_fs()
     paths = [p[len(base):].lstrip("/") if base else p for p in fs.find(base)]
-    tables, class_files, images, masks, shards, ignored = [], [], [], [], [], []
+    files = _file_roles(sorted(paths))
+    images = files.filter(pl.col("role") == "image").select("path", "folder", "stem")
+    masks = [files.filter(pl.col("role") == "mask").select("name", pl.lit(None, pl.String).alias("shard"), "path")]
+    tables, class_files, shards, ignored = [], [], [], []
     hierarchy = meta = None
-    for rel in sorted(paths):
-        name = PurePosixPath(rel).name
-        parts = PurePosixPath(rel).parts
-        suffix = PurePosixPath(name).suffix.lower()
+    for rel, name, suffix in files.filter(pl.col("role").is_null()).select("path", "name", "suffix").iter_rows():
         if suffix == ".csv":
             kind, subset = _classify_table(name)
             if kind is None:
@@ -96,11 +96,6 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             meta = rel
         elif MASK_SHARD.match(name):
             shards.append(rel)
-        elif suffix == ".png" and any(part == "masks" or part.endswith("-masks") for part in parts[:-1]):
-            masks.append((name, None, rel))
-        elif suffix in IMAGE_EXTENSIONS:
-            folder = parts[-2] if len(parts) > 1 else None
-            images.append((rel, folder, PurePosixPath(name).stem))
         else:
             ignored.append(rel)
     if class_files:
@@ -112,12 +107,29 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
     for shard in shards:
         with fs.open(member_path(base, shard), "rb") as raw:
             members = ZipFileSystem(fo=raw, skip_instance_cache=True).find("")
-        masks.extend((PurePosixPath(m).name, shard, m) for m in members if m.lower().endswith(".png"))
+        pngs = [m for m in members if m.lower().endswith(".png")]
+        masks.append(pl.DataFrame({"name": [PurePosixPath(m).name for m in pngs], "shard": [shard] * len(pngs), "path": pngs},
+                                  schema={"name": pl.String, "shard": pl.String, "path": pl.String}))
     index_dir.mkdir(parents=True, exist_ok=True)
     image_index, mask_index = index_dir / "image_files.parquet", index_dir / "mask_files.parquet"
-    pl.DataFrame(images, schema={"path": pl.String, "folder": pl.String, "stem": pl.String}, orient="row").write_parquet(image_index)
-    pl.DataFrame(masks, schema={"name": pl.String, "shard": pl.String, "path": pl.String}, orient="row").write_parquet(mask_index)
+    images.write_parquet(image_index)
+    pl.concat(masks).write_parquet(mask_index)
     return Layout(root, tuple(tables), hierarchy, meta, str(image_index), str(mask_index), tuple(ignored))
+
+
+def _file_roles(paths: list[str]) -> pl.DataFrame:
+    """path, folder, name, stem, suffix and role ("image", "mask" or null: look closer) of every file, vectorised:
+    a release has millions of images."""
+    files = pl.DataFrame({"path": paths}, schema={"path": pl.String}).with_columns(
+        name=pl.col("path").str.extract(r"([^/]+)$"),
+        folder=pl.col("path").str.extract(r"([^/]+)/[^/]+$"),
+    ).with_columns(suffix=pl.col("name").str.extract(r"^.+(\.[^.]+)$").str.to_lowercase())
+    in_masks = pl.col("path").str.contains(r"(?:^|/)(?:masks|[^/]*-masks)/")
+    return files.with_columns(
+        stem=pl.coalesce(pl.col("name").str.extract(r"^(.+)\.[^.]+$"), pl.col("name")),
+        role=pl.when((pl.col("suffix") == ".png") & in_masks).then(pl.lit("mask"))
+        .when(pl.col("suffix").is_in(sorted(IMAGE_EXTENSIONS))).then(pl.lit("image")),
+    )
 
 
 def _classify_table(name: str) -> tuple[str | None, str | None]:
