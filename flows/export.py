@@ -2,7 +2,8 @@
 
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
-3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder.
+3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
+   (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
 4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
+from prefect.futures import PrefectFutureList, wait
 from pydantic import Field
 
 from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
@@ -30,13 +32,19 @@ from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
 
-def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
-    """Steps 1 and 2, shared by both flows."""
+def index_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys]:
+    """Step 1 and the key tables of step 2, shared by both flows."""
     root = fetch_source(source, storage_options, work)
     layout = discover_layout(root, work)
-    keys = index_dataset(layout, work)
-    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work)).result()
-    return layout, keys, checks, FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
+    return layout, index_dataset(layout, work)
+
+
+def validate_tables(layout: Layout, keys: Keys, work: Path) -> PrefectFutureList:
+    return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work))
+
+
+def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
+    return FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
 
 
 @flow(name="validate-open-images")
@@ -51,7 +59,9 @@ def validate_open_images(
         source_options: fsspec storage options for the source.
     """
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp))
+        layout, keys = index_source(source, source_options or {}, Path(tmp))
+        checks = validate_tables(layout, keys, Path(tmp)).result()
+        failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
@@ -92,8 +102,9 @@ def export_open_images(
     with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         work = Path(tmp)
         out = work / "out"
-        layout, keys, checks, failures = check_source(source, source_options or {}, work)
+        layout, keys = index_source(source, source_options or {}, work)
         chosen = _choose_subsets(keys, subsets)
+        failures = keys.failures
 
         def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict) -> dict[str, Any]:
             report = build_report(
@@ -104,14 +115,28 @@ def export_open_images(
             write_report(report, name, dest, dest_options, work)
             return report
 
-        if failures.total and on_invalid == OnInvalid.fail:
+        def fail(pending: list) -> None:
+            wait(pending)  # tasks still writing to the work folder finish before it goes
             finish("failed", {}, [], {})
             raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
 
-        # 3. convert and partition by subset
+        # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
+        validating = validate_tables(layout, keys, work)
         batches = [(s, o) for s in chosen for o in range(0, keys.images_per_subset.get(s, 0), IMAGES_PER_TASK)] if keys.has_image_files else []
-        images = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
-                                    unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)).result()
+        converting = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
+                                        unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
+        checks = validating.result()
+        failures = all_failures(keys, checks)
+        if failures.total and on_invalid == OnInvalid.fail:
+            fail(converting)
+        columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
+
+        def partition():
+            return partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in checks], unmapped(out))
+
+        # With --on-invalid drop, rows of images and masks that fail to convert are left out: partition after them.
+        partitioning = partition() if on_invalid == OnInvalid.fail else None
+        images = converting.result()
         segmentations = [c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o) for c in segmentations for o in range(0, c.rows, IMAGES_PER_TASK)]
         masks = convert_masks.map([c for c, _ in mask_batches], [o for _, o in mask_batches], unmapped(IMAGES_PER_TASK),
@@ -119,11 +144,8 @@ def export_open_images(
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])
         if media_failures.total and on_invalid == OnInvalid.fail:
-            finish("failed", {}, [], {})
-            raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
-        columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
-        parts = partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen),
-                                  [columns[c.table.kind] for c in checks], unmapped(out)).result()
+            fail(partitioning)
+        parts = (partitioning or partition()).result()
 
         # 4. publish: per-subset zips first, the full zip last, then the report
         headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
