@@ -3,12 +3,15 @@
     child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
     child.py validate SOURCE
     child.py partition SOURCE          (index + validate untimed, then partition_table timed)
+    child.py images SOURCE_DIR OUT_DIR [--method shipped|decode|draft-linear|full-linear] [--threads N]
     child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +22,30 @@ def export(args) -> dict:
 
     flow = export_open_images
     if args.dask:
-        from openimages_etl.scaleout import task_runner
+        from openimages_etl.flows.scaleout import on_dask
 
-        flow = export_open_images.with_options(task_runner=task_runner(None if args.dask == "local" else args.dask, args.workers))
+        flow = on_dask(export_open_images, None if args.dask == "local" else args.dask, args.workers)
     started = time.perf_counter()
-    report = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size)
-    return {"seconds": time.perf_counter() - started, "subsets": report["subsets"]}
+    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size, return_state=True)
+    seconds = time.perf_counter() - started
+    report = state.result()
+    return {"seconds": seconds, "subsets": report["subsets"], "stages": stage_spans(state.state_details.flow_run_id)}
+
+
+def stage_spans(flow_run_id) -> dict[str, float]:
+    """Seconds from the first start to the last end of each kind of task run (`images-...`, `validate-...`)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    spans: dict[str, list] = {}
+    for run in runs:
+        if run.start_time and run.end_time:
+            kind = run.name.split("-")[0]
+            first, last = spans.get(kind, (run.start_time, run.end_time))
+            spans[kind] = (min(first, run.start_time), max(last, run.end_time))
+    return {kind: (last - first).total_seconds() for kind, (first, last) in spans.items()}
 
 
 def validate(args) -> dict:
@@ -53,6 +74,66 @@ def partition(args) -> dict:
     return {"seconds": seconds, "published": result.published}
 
 
+def images(args) -> dict:
+    """Convert every JPEG of a folder in `threads` threads, bytes in memory (I/O excluded, as on the TFDS side)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    convert = IMAGE_METHODS[args.method]
+    files = sorted(Path(args.source).glob("*.jpg"))
+    datas = [f.read_bytes() for f in files]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(args.threads) as pool:
+        results = list(pool.map(lambda data: convert(data, args.target), datas))
+    seconds = time.perf_counter() - started
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, data in zip(files, results):
+        if data:
+            (out / path.name).write_bytes(data)
+    return {"seconds": seconds, "images": len(files)}
+
+
+def _shipped(data: bytes, target: int) -> bytes:
+    from openimages_etl.media import convert_image
+
+    return convert_image(data, target)[0]
+
+
+def _decode(data: bytes, target: int) -> bytes:
+    """Bare decode, the floor for sources at or under ~1 MP."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+    return b""
+
+
+def _linear(draft: bool):
+    """cv2's INTER_LINEAR in Pillow (an affine transform samples the 2x2 neighbours, no antialiasing),
+    after a DCT-domain draft or on the full decode: the faithful alternatives explored for target 3."""
+    def convert(data: bytes, target: int) -> bytes:
+        from PIL import Image
+
+        from openimages_etl.media import JPEG_QUALITY, tfds_size
+
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            size = tfds_size(width, height, target)
+            if draft:
+                image.draft("RGB", size)
+            picture = image.convert("RGB")
+        # cv2.resize(fx=f) maps output pixel x to source (x + 0.5) / f - 0.5: the same f on both axes, not size ratios
+        step = math.sqrt(width * height / target) * picture.width / width
+        picture = picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR)
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=JPEG_QUALITY)
+        return out.getvalue()
+    return convert
+
+
+IMAGE_METHODS = {"shipped": _shipped, "decode": _decode, "draft-linear": _linear(True), "full-linear": _linear(False)}
+
+
 def read_csv(args) -> dict:
     import pyarrow.csv
 
@@ -75,6 +156,13 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("source")
         sub.set_defaults(run=function)
+    sub = commands.add_parser("images")
+    sub.add_argument("source")
+    sub.add_argument("out")
+    sub.add_argument("--method", choices=sorted(IMAGE_METHODS), default="shipped")
+    sub.add_argument("--target", type=int, default=300_000)
+    sub.add_argument("--threads", type=int, default=1)
+    sub.set_defaults(run=images)
     sub = commands.add_parser("read-csv")
     sub.add_argument("path")
     sub.set_defaults(run=read_csv)

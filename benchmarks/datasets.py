@@ -148,3 +148,53 @@ def annotation_heavy(images: int, boxes_per_image: int, seed: int = 1) -> Path:
         meta = pl.DataFrame({"line": ids}).select(pl.format("{} {} {}", "line", pl.Series(height), pl.Series(width)))
         (notes / "images.meta").write_text("# image_id height width\n" + "\n".join(meta.to_series()) + "\n")
     return cached(f"heavy-{images}-{boxes_per_image}", build)
+
+
+def photo(rng: np.random.Generator, width: int, height: int) -> Image.Image:
+    """A photo-like picture: smooth colour fields, shapes with sharp edges, fine texture and sensor noise."""
+    from PIL import ImageDraw, ImageFilter
+
+    low = rng.uniform(30, 225, (6, 8, 3)).astype(np.uint8)
+    picture = Image.fromarray(low, "RGB").resize((width, height), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(picture)
+    for _ in range(40):
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        w, h = rng.uniform(0.02, 0.3) * width, rng.uniform(0.02, 0.3) * height
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x, y, x + w, y + h], fill=colour)
+    picture = picture.filter(ImageFilter.GaussianBlur(max(1.0, width / 2000)))
+    texture = rng.normal(0, 10, (height // 4 + 1, width // 4 + 1, 1))
+    fine = np.asarray(Image.fromarray(texture[..., 0].astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR))
+    pixels = np.asarray(picture, np.float32) + fine[..., None] + rng.normal(0, 2.5, (height, width, 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def photos(count: int, width: int, height: int, distinct: int = 24, seed: int = 3) -> Path:
+    """A folder of `count` JPEGs (q90) of `width` x `height`, `distinct` different pictures among them."""
+    def build(folder: Path) -> None:
+        rng = np.random.default_rng(seed)
+        blobs = []
+        for _ in range(min(distinct, count)):
+            out = io.BytesIO()
+            photo(rng, width, height).save(out, "JPEG", quality=90)
+            blobs.append(out.getvalue())
+        for number in range(count):
+            (folder / f"{number:06d}.jpg").write_bytes(blobs[number % len(blobs)])
+    return cached(f"photos-{count}-{width}x{height}", build)
+
+
+def photo_dataset(images: int, width: int, height: int, seed: int = 5) -> Path:
+    """A CVAT-layout dataset of `images` photo-like JPEGs, two boxes each (the scale-out benchmark's input)."""
+    def build(folder: Path) -> None:
+        rng = np.random.default_rng(seed)
+        ids = hex_ids(rng, images)
+        labels = label_names(rng)
+        notes = folder / "annotations"
+        write_csv(pl.DataFrame({"LabelName": labels, "DisplayName": labels}), notes / "class-descriptions.csv", header=False)
+        write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
+        write_csv(boxes(rng, ids, np.full(images, 2), labels), notes / "train-annotations-bbox.csv")
+        pictures = sorted(photos(min(images, 48), width, height, distinct=48).glob("*.jpg"))
+        (folder / "images" / "train").mkdir(parents=True)
+        for number, image_id in enumerate(ids):
+            (folder / "images" / "train" / f"{image_id}.jpg").write_bytes(pictures[number % len(pictures)].read_bytes())
+    return cached(f"photoset-{images}-{width}x{height}", build)

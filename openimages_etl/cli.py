@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
     validate.add_argument("source")
     validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    _add_dask(validate)
     validate.set_defaults(run=_validate)
 
     export = commands.add_parser("export", help="validate SOURCE and publish DEST/NAME.zip with a run report")
@@ -52,8 +53,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
     export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
+    _add_dask(export)
     export.set_defaults(run=_export)
     return parser
+
+
+def _add_dask(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                         help="run the tasks on Dask: a temporary local cluster, or the scheduler at ADDRESS (tcp://host:8786)")
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -66,8 +73,12 @@ def _json(text: str) -> dict[str, Any]:
     return value
 
 
-def _run_flow(flow, **parameters) -> Any:
-    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set) and re-raise our own errors."""
+def _run_flow(flow, dask: str | None = None, **parameters) -> Any:
+    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set), on Dask if asked; re-raise our own errors."""
+    if dask:
+        from openimages_etl.flows.scaleout import on_dask
+
+        flow = on_dask(flow, None if dask == "local" else dask)
     state = flow(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, OpenImagesETLError):
@@ -82,7 +93,7 @@ def _run_flow(flow, **parameters) -> Any:
 def _export(args: argparse.Namespace) -> int:
     from openimages_etl.flows import export_open_images
 
-    report = _run_flow(export_open_images, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
+    report = _run_flow(export_open_images, args.dask, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
                        subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
                        source_options=args.storage_options, dest_options=args.dest_storage_options, work_dir=args.work_dir)
     _print_summary(report)
@@ -92,7 +103,7 @@ def _export(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
-    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options)
+    summary = _run_flow(validate_open_images, args.dask, source=args.source, source_options=args.storage_options)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
 

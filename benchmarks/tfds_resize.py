@@ -1,0 +1,36 @@
+"""The TFDS method (its Open Images builder's resizing), run with Datumaro's python, which has OpenCV:
+full decode, cv2.resize INTER_LINEAR by sqrt(target / pixels), JPEG quality 72.
+
+    tfds_resize.py SOURCE_DIR OUT_DIR TARGET_PIXELS THREADS   -> prints {"seconds": ...}
+"""
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def resize(data: bytes, target: int) -> bytes:
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags=3)
+    height, width, _ = image.shape
+    if height * width > target:
+        factor = np.sqrt(target / (height * width))
+        image = cv2.resize(image, dsize=None, fx=factor, fy=factor)
+    return cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), 72])[1].tobytes()
+
+
+source, out, target, threads = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cv2.setNumThreads(1)  # one image per thread, as our side does
+files = sorted(source.glob("*.jpg"))
+datas = [f.read_bytes() for f in files]
+started = time.perf_counter()
+with ThreadPoolExecutor(threads) as pool:
+    results = list(pool.map(lambda d: resize(d, target), datas))
+seconds = time.perf_counter() - started
+out.mkdir(parents=True, exist_ok=True)
+for f, data in zip(files, results):
+    (out / f.name).write_bytes(data)
+print(json.dumps({"seconds": seconds, "images": len(files)}))
