@@ -29,6 +29,7 @@ def export(args) -> dict:
     state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size, return_state=True)
     seconds = time.perf_counter() - started
     report = state.result()
+    time.sleep(3)  # task runs reach the API as events: give the last ones a moment
     return {"seconds": seconds, "subsets": report["subsets"], "stages": stage_spans(state.state_details.flow_run_id)}
 
 
@@ -36,9 +37,11 @@ def stage_spans(flow_run_id) -> dict[str, float]:
     """Seconds from the first start to the last end of each kind of task run (`images-...`, `validate-...`)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                                     sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200)
     spans: dict[str, list] = {}
     for run in runs:
         if run.start_time and run.end_time:

@@ -64,12 +64,13 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def prefect_server():
-    """A Prefect API on 127.0.0.1 for the whole benchmark, so flow runs do not pay for starting one each."""
+    """A Prefect API on 127.0.0.1 for the whole benchmark, so flow runs do not pay for starting one each.
+    Its services stay on: task runs reach the database through them (the stage timings read them back)."""
     port = _free_port()
     home = tempfile.mkdtemp(prefix="bench-prefect-")
     env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-services", "--no-ui"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--no-ui"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 120

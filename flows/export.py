@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
 from pydantic import Field
 
-from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
+from openimages_etl.config import ImageSize, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -122,8 +122,9 @@ def export_open_images(
 
         # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
         validating = validate_tables(layout, keys, work)
-        batches = [(s, o) for s in chosen for o in range(0, keys.images_per_subset.get(s, 0), IMAGES_PER_TASK)] if keys.has_image_files else []
-        converting = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
+        batches = [(s, o, size) for s in chosen for size in [images_per_task(keys.images_per_subset.get(s, 0))]
+                   for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
+        converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
                                         unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
         checks = validating.result()
         failures = all_failures(keys, checks)
@@ -138,8 +139,8 @@ def export_open_images(
         partitioning = partition() if on_invalid == OnInvalid.fail else None
         images = converting.result()
         segmentations = [c for c in checks if c.table.kind == "masks"]
-        mask_batches = [(c, o) for c in segmentations for o in range(0, c.rows, IMAGES_PER_TASK)]
-        masks = convert_masks.map([c for c, _ in mask_batches], [o for _, o in mask_batches], unmapped(IMAGES_PER_TASK),
+        mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
+        masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
                                   unmapped(layout), unmapped(keys), unmapped(out)).result()
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])

@@ -25,7 +25,15 @@ class OnInvalid(str, Enum):
 
 # Rows per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory.
 CSV_BATCH_ROWS = 1_000_000
-# Images per conversion task: Prefect's per-task overhead must stay small next to the work.
+# Images per conversion task: Prefect's per-task overhead must stay small next to the work (thousands),
+# yet a few thousand images still make several tasks, so that every worker of a small cluster gets some.
 IMAGES_PER_TASK = 2000
+MIN_IMAGES_PER_TASK = 250
+TASKS_WANTED = 8
+
+
+def images_per_task(count: int) -> int:
+    """Batch size for `count` images (or masks): IMAGES_PER_TASK, smaller when that would make few tasks."""
+    return max(MIN_IMAGES_PER_TASK, min(IMAGES_PER_TASK, -(-count // TASKS_WANTED)))
 # Failures kept per (file, check) in reports; the totals are always exact.
 FAILURES_KEPT_PER_CHECK = 20
