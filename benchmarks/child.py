@@ -26,7 +26,7 @@ def export(args) -> dict:
 
         flow = on_dask(export_open_images, None if args.dask == "local" else args.dask, args.workers)
     started = time.perf_counter()
-    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size, return_state=True)
+    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size, reuse=False, return_state=True)
     seconds = time.perf_counter() - started
     report = state.result()
     time.sleep(3)  # task runs reach the API as events: give the last ones a moment

@@ -1,6 +1,7 @@
 """The export flow: fetch -> validate -> convert and partition by subset -> publish -> report.
 
-1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
+1. fingerprint-source / find-earlier-export: an unchanged source already exported with the same options
+   at DEST is reused, not recomputed. fetch-source / discover-layout: open the source through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
    (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
@@ -23,11 +24,11 @@ from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
-from openimages_etl.report import build_report
+from openimages_etl.report import build_report, reused_report
 from openimages_etl.storage import display_url, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
-from openimages_etl.tasks.fetch import discover_layout, fetch_source
-from openimages_etl.tasks.publish import package_zip, upload, write_report
+from openimages_etl.tasks.fetch import discover_layout, fetch_source, fingerprint_source
+from openimages_etl.tasks.publish import find_earlier_export, package_zip, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
@@ -80,6 +81,7 @@ def export_open_images(
     source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
     dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
     work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
+    reuse: bool = Field(default=True, description="Skip the work when DEST already holds this export of the unchanged source (same content key and options)."),
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
@@ -94,14 +96,23 @@ def export_open_images(
         source_options: fsspec storage options for the source.
         dest_options: fsspec storage options for the destination.
         work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
+        reuse: Skip the work when DEST already holds this export of the unchanged source (same content key and options).
     """
     started = datetime.now(timezone.utc)
     name = name or url_stem(source)
     dest_options = dest_options or {}
     logger = get_run_logger()
+    options = {"image_size": ImageSize(image_size).value, "subsets": sorted(subsets) if subsets else None,
+               "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         work = Path(tmp)
         out = work / "out"
+        content_key = fingerprint_source(source, source_options or {})
+        earlier = find_earlier_export(dest, name, dest_options, content_key, options) if reuse else None
+        if earlier:
+            report = reused_report(earlier, started)
+            write_report(report, name, dest, dest_options, work)
+            return report
         layout, keys = index_source(source, source_options or {}, work)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
@@ -110,7 +121,7 @@ def export_open_images(
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
-                subsets=subset_counts, files=files, failures=failures,
+                subsets=subset_counts, files=files, failures=failures, source_key=content_key, options=options,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             write_report(report, name, dest, dest_options, work)
             return report

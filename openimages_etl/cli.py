@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
     export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
+    export.add_argument("--no-reuse", dest="reuse", action="store_false",
+                        help="export again even when DEST holds this export of the unchanged source")
     _add_dask(export)
     export.set_defaults(run=_export)
     return parser
@@ -95,7 +97,8 @@ def _export(args: argparse.Namespace) -> int:
 
     report = _run_flow(export_open_images, args.dask, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
                        subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
-                       source_options=args.storage_options, dest_options=args.dest_storage_options, work_dir=args.work_dir)
+                       source_options=args.storage_options, dest_options=args.dest_storage_options, work_dir=args.work_dir,
+                       reuse=args.reuse)
     _print_summary(report)
     return 0
 
@@ -128,6 +131,8 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  {subset}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if report["errors_total"]:
         print(f"  {report['errors_total']} invalid rows left out (see the report)")
+    if report.get("reused"):
+        print(f"  reused: source and options unchanged since the export of {report['finished']}, nothing recomputed")
     print(f"report: {report['output'].rsplit('.zip', 1)[0]}.report.md  ({report['duration_s']} s)")
 
 

@@ -13,8 +13,10 @@ COUNT_KINDS = ("images", "boxes", "labels", "masks")
 
 def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
                  finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
-                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected."""
+                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
+                 source_key: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected.
+    `source_key` and `options` let a later run with the same ones reuse this export (see reuse.py)."""
     return {
         "status": status,
         "source": source,
@@ -32,7 +34,15 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "finished": finished.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds(), 3),
         "version": __version__,
+        "source_key": source_key,
+        "options": options or {},
+        "reused": False,
     }
+
+
+def reused_report(earlier: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The report of an earlier export, marked as what this run published without recomputing it."""
+    return {**earlier, "reused": True, "reused_at": now.isoformat(timespec="seconds")}
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -53,6 +63,8 @@ def to_markdown(report: dict[str, Any]) -> str:
         *[f"- **{subset} only**: {_link(url)}" for subset, url in report.get("outputs", {}).items()],
         f"- **Image size**: {report['image_size']}",
         f"- **Started**: {report['started']} · **Duration**: {report['duration_s']} s · openimages-etl {report['version']}",
+        *([f"- **Reused** at {report['reused_at']}: the source and options are unchanged, nothing was recomputed"]
+          if report.get("reused") else []),
         "",
     ]
     if report["subsets"]:

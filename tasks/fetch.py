@@ -8,6 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from openimages_etl.layout import Layout, discover
+from openimages_etl.reuse import source_key
 from openimages_etl.storage import DatasetRoot, display_url, stage_source
 
 
@@ -26,3 +27,9 @@ def discover_layout(root: DatasetRoot, work_dir: Path) -> Layout:
     if layout.ignored:
         logger.info("Ignored %d files that are not part of the format (e.g. %s)", len(layout.ignored), layout.ignored[0])
     return layout
+
+
+@task(name="fingerprint-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def fingerprint_source(source: str, storage_options: dict[str, Any]) -> str:
+    """The source's content key (paths, sizes, ETags or modification times): what incremental re-runs compare."""
+    return source_key(source, storage_options)

@@ -11,6 +11,7 @@ from prefect.cache_policies import NONE
 from openimages_etl.layout import Layout
 from openimages_etl.package import build_zip
 from openimages_etl.report import counts_table, to_json, to_markdown
+from openimages_etl.reuse import earlier_export
 from openimages_etl.storage import display_url, join_url, publish_file
 from openimages_etl.validation import Keys
 
@@ -28,6 +29,14 @@ def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
     url = publish_file(local, join_url(dest, local.name), storage_options)
     get_run_logger().info("Published %s", display_url(url))
     return url
+
+
+@task(name="find-earlier-export", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+def find_earlier_export(dest: str, name: str, storage_options: dict[str, Any], key: str, options: dict[str, Any]) -> dict | None:
+    report = earlier_export(dest, name, storage_options, key, options)
+    if report:
+        get_run_logger().info("Source unchanged since the export of %s: reusing %s", report["finished"], report["output"])
+    return report
 
 
 @task(name="write-report", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
