@@ -1,0 +1,88 @@
+"""The pieces that keep memory bounded and work parallel: key index, zip shards, typed reading, batch sizes, Dask."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from openimages_etl import tables
+from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, images_per_task
+from openimages_etl.flows import export_open_images
+from openimages_etl.flows.scaleout import on_dask
+from openimages_etl.layout import CsvFile
+from openimages_etl.sample import BOX_COLUMNS
+from openimages_etl.shards import ShardWriter, copy_entries
+from openimages_etl.validation import KeyIndex
+
+KEYS = ["a", "b", "c", None, "d"]
+PROBES = pl.Series(["c", "x", None, "a", "d", "b"])
+
+
+@pytest.mark.parametrize("small", [0, 10**6], ids=["hashed", "direct"])
+@pytest.mark.parametrize("keys", [KEYS, ["a", "b", "a"], []], ids=["plain", "repeated", "empty"])
+def test_key_index_agrees_with_polars(monkeypatch, small, keys):
+    monkeypatch.setattr(KeyIndex, "SMALL", small)
+    index, series = KeyIndex(pl.Series(keys, dtype=pl.String)), pl.Series(keys, dtype=pl.String)
+    first = {k: i for i, k in reversed(list(enumerate(keys))) if k is not None}
+    assert index.positions(PROBES).to_list() == [first.get(v) for v in PROBES]
+    assert index.contains(PROBES).to_list() == PROBES.is_in(series.drop_nulls().implode()).fill_null(False).to_list()
+
+
+def test_shards_merge_raw_and_by_subset(tmp_path):
+    one = ShardWriter(tmp_path / "media" / "a.zip")
+    one.add("images/train/x.jpg", b"x" * 100)
+    one.add("masks/validation/y.png", b"y" * 10)
+    one.close()
+    two = ShardWriter(tmp_path / "media" / "b.zip")
+    two.add("images/validation/z.jpg", b"z" * 1000)
+    two.close()
+    with zipfile.ZipFile(tmp_path / "all.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("annotations/a.csv", "text " * 100)
+        for shard in sorted((tmp_path / "media").glob("*.zip")):
+            copy_entries(archive, shard, ("images/validation/", "masks/validation/"))
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert archive.testzip() is None
+        assert {n: len(archive.read(n)) for n in archive.namelist()} == {
+            "annotations/a.csv": 500, "masks/validation/y.png": 10, "images/validation/z.jpg": 1000}
+
+
+def _boxes(tmp_path: Path, rows: list[str]) -> CsvFile:
+    path = tmp_path / "train-annotations-bbox.csv"
+    path.write_text(",".join(BOX_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    return CsvFile("train-annotations-bbox.csv", "boxes", "train", tuple(BOX_COLUMNS), True, str(path))
+
+
+def test_a_value_that_is_no_number_falls_back_to_the_exact_path_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "CSV_BATCH_ROWS", 2)  # the bad value sits in a later batch
+    good = "0123456789abcdef,xclick,/m/01g317,1,0.1,0.2,0.1,0.2,0,0,0,0,0"
+    table = _boxes(tmp_path, [good] * 4 + [good.replace("0.2,0.1", "0.2x,0.1", 1)] + [good.replace(",0,0,0,0,0", ",1.0,0,0,0,0")])
+    with pytest.raises(tables.UnparsedValue):
+        list(tables.typed_batches(table, "boxes"))
+    batches = list(tables.cast_batches(table, "boxes"))
+    failures = pl.concat([f for _, f in batches])
+    assert failures.rows() == [(6, "XMax", "is a number", "0.2x")]  # "1.0" is an integer flag, as before
+    assert sum(frame.height for frame, _ in batches) == 6
+
+
+def test_typed_reading_parses_numbers_and_nan_as_missing(tmp_path):
+    table = _boxes(tmp_path, ["0123456789abcdef,xclick,/m/01g317,nan,0.1,0.2,0.1,0.2,0,1,-1,0,0"])
+    (frame, failures), = list(tables.typed_batches(table, "boxes"))
+    assert failures.is_empty() and frame.get_column("Confidence").to_list() == [None]
+    assert frame.get_column(tables.LINE).to_list() == [2] and frame.get_column("IsGroupOf").to_list() == [-1]
+
+
+@pytest.mark.parametrize(("images", "size"), [(9, MIN_IMAGES_PER_TASK), (4000, 500), (10**6, IMAGES_PER_TASK)])
+def test_batches_are_thousands_but_several_per_worker(images, size):
+    assert images_per_task(images) == size
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_api")
+def test_the_same_flow_runs_on_a_local_dask_cluster(cvat_dir, tmp_path):
+    threads = export_open_images(source=str(cvat_dir), dest=str(tmp_path / "threads"), name="ds")
+    dask = on_dask(export_open_images, workers=2)(source=str(cvat_dir), dest=str(tmp_path / "dask"), name="ds")
+    assert dask["subsets"] == threads["subsets"]
+    with zipfile.ZipFile(tmp_path / "dask" / "ds.zip") as a, zipfile.ZipFile(tmp_path / "threads" / "ds.zip") as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
