@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
@@ -39,18 +39,19 @@ def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
                         out_dir: Path, target_pixels: int | None) -> BatchResult:
     fs, base = layout.root.open_fs()
-    rows = images_of(keys, subset).slice(offset, limit).select(ImageList.image_id, "path").collect()
+    rows = images_of(keys, subset).slice(offset, limit).select(
+        ImageList.image_id, "path", pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix")).collect()
     shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
     read = reader(fs)
     sizes, failed, written = [], [], 0
-    for image_id, path in rows.iter_rows():
+    for image_id, path, suffix in rows.iter_rows():
         try:
             safe_name(image_id, "ImageID")
             data, extension, height, width = convert_image(read(member_path(base, path)), target_pixels)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
-        name = image_id + (extension or PurePosixPath(path).suffix.lower())
+        name = image_id + (extension or suffix)
         shard.add(f"images/{subset}/{name}", data)
         written += len(data)
         sizes.append((image_id, height, width, name))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import io
 import math
 
-import imagesize
+import struct
+
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -45,10 +46,15 @@ def convert_image(data: bytes, target_pixels: int | None) -> tuple[bytes, str | 
         raise MediaError(f"not a readable image ({exc})") from exc
 
 
+# Start-of-frame markers: every JPEG coding process but DHT (C4), JPG (C8) and DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
 def header_size(data: bytes) -> tuple[int, int]:
-    """(width, height) stored in the header, as Pillow reports it (no EXIF rotation). imagesize parses
-    JPEG/PNG headers about 3x faster than Image.open; Pillow takes the formats imagesize does not know."""
-    width, height = imagesize.get(io.BytesIO(data), exif_rotation=False)
+    """(width, height) stored in the header, as Pillow reports it (no EXIF rotation). JPEG and PNG
+    headers are read here, ~5x faster than Image.open (it matters for millions of small images kept
+    as they are); Pillow reads the other formats and whatever these two readers do not recognise."""
+    width, height = _jpeg_size(data) or _png_size(data) or (0, 0)
     if width <= 0 or height <= 0:
         try:
             with Image.open(io.BytesIO(data)) as image:
@@ -58,6 +64,29 @@ def header_size(data: bytes) -> tuple[int, int]:
     if width * height > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's own limit for a decompression bomb
         raise MediaError(f"{width}x{height} pixels: a decompression bomb")
     return width, height
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """Walk the JPEG segments to the first start-of-frame; None if the bytes are not that."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 9 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+        elif marker in _SOF:
+            height, width = struct.unpack_from(">HH", data, at + 5)
+            return width, height
+        else:
+            at += 2 + struct.unpack_from(">H", data, at + 2)[0]
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        return struct.unpack_from(">II", data, 16)
+    return None
 
 
 def convert_mask(data: bytes, size: tuple[int, int] | None) -> bytes:

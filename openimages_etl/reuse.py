@@ -23,14 +23,14 @@ def source_key(source: str, storage_options: dict[str, Any]) -> str:
     """A hex digest that changes when any file of the source (archive or folder) changes."""
     fs, path = fsspec.core.url_to_fs(source, **storage_options)
     infos = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
-    digest = hashlib.sha256()
+    entries = []
     for name in sorted(infos):
         info = infos[name]
         stamp = next((str(info[k]) for k in STAMPS if info.get(k) is not None), None)
         if stamp is None and (info.get("size") or 0) <= SMALL_FILE:
             stamp = hashlib.sha256(fs.cat_file(name)).hexdigest()
-        digest.update(json.dumps([name[len(path):], info.get("size"), stamp]).encode())
-    return digest.hexdigest()
+        entries.append((name[len(path):], info.get("size"), stamp))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 
 def earlier_export(dest: str, name: str, storage_options: dict[str, Any], key: str, options: dict[str, Any]) -> dict | None:

@@ -34,8 +34,7 @@ class ShardWriter:
         info.file_size = info.compress_size = len(data)
         info.CRC = zlib.crc32(data)
         info.header_offset = self._zip.fp.tell()
-        self._zip.fp.write(info.FileHeader())
-        self._zip.fp.write(data)
+        self._zip.fp.write(info.FileHeader() + data)
         _register(self._zip, info)
 
     def close(self) -> Path:
