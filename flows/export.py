@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from pydantic import Field
 
-from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, IMAGES_PER_TASK, ImageSize, OnInvalid
 from openimages_etl.convert import BatchResult
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -30,12 +30,13 @@ from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
 
-def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
-    """Steps 1 and 2, shared by both flows."""
+def check_source(source: str, storage_options: dict[str, Any], work: Path,
+                 keep: int = FAILURES_KEPT_PER_CHECK) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
+    """Steps 1 and 2, shared by both flows; `keep` failing rows of each check are reported, all are counted."""
     root = fetch_source(source, storage_options, work)
     layout = discover_layout(root, work)
     keys = index_dataset(layout, work)
-    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work)).result()
+    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep)).result()
     return layout, keys, checks, FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
 
 
@@ -43,15 +44,17 @@ def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tu
 def validate_open_images(
     source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
     source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+    errors_per_check: int = Field(default=1000, ge=1, description="Failing rows listed per file and check (all are counted)."),
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
         source_options: fsspec storage options for the source.
+        errors_per_check: Failing rows listed per file and check (all are counted).
     """
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp))
+        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp), errors_per_check)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
