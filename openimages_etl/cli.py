@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from .config import ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
+from .objects import ARCHIVE_PATTERNS
 
 EXIT_BUG = 4
 
@@ -22,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         return args.run(args)
+    except KeyboardInterrupt:  # how the long-running commands (serve, watch, relay) are stopped
+        return 130
     except OpenImagesETLError as exc:
         _print_error(exc)
         return exc.exit_code
@@ -54,7 +60,43 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
     export.set_defaults(run=_export)
+    _add_production_commands(commands)
     return parser
+
+
+def _add_production_commands(commands: argparse._SubParsersAction) -> None:
+    """serve / deploy / watch / relay: the production triggers (README, "Running in production")."""
+    patterns = {"action": "append", "dest": "patterns", "metavar": "GLOB",
+                "help": f"file-name pattern of archives, repeatable (default: {' '.join(ARCHIVE_PATTERNS)})"}
+    for name, text, run in (("serve", "run the deployments from this process (no work pool needed)", _serve),
+                            ("deploy", "register the deployments for a process work pool", _deploy)):
+        command = commands.add_parser(name, help=text, description=f"{text}: ad-hoc (adhoc), cron (scheduled) "
+                                      "and event-triggered (on-upload) exports of the archives under SOURCE into DEST")
+        command.add_argument("source", help="folder or prefix (local path or fsspec URL) where archives are uploaded")
+        command.add_argument("dest", help="folder or fsspec URL the exports are published to")
+        command.add_argument("--cron", help="schedule of the incremental export, in UTC (default: hourly)")
+        command.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
+        command.add_argument("--pattern", **patterns)
+        command.add_argument("--concurrency", type=int, help="runs at a time of the adhoc and on-upload deployments (default: 1)")
+        if name == "deploy":
+            command.add_argument("--pool", required=True, help="process work pool (prefect work-pool create NAME --type process)")
+        command.set_defaults(run=run)
+
+    watch = commands.add_parser("watch", help="poll a folder or prefix; emit openimages.object.created per new or changed archive")
+    watch.add_argument("url", help="folder or prefix: local path, s3://, gs://, ...")
+    watch.add_argument("--pattern", **patterns)
+    watch.add_argument("--interval", type=float, default=30.0, help="seconds between listings (default: %(default)s)")
+    watch.add_argument("--state", default=None, help="JSON file of the versions already announced "
+                       "(default: one per URL under ~/.cache/openimages-etl/watch/)")
+    watch.add_argument("--once", action="store_true", help="list once, emit, exit")
+    watch.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for URL")
+    watch.set_defaults(run=_watch)
+
+    relay = commands.add_parser("relay", help="HTTP endpoint for S3/MinIO bucket notifications; emits openimages.object.created")
+    relay.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    relay.add_argument("--port", type=int, default=8787, help="(default: %(default)s)")
+    relay.add_argument("--pattern", **patterns)
+    relay.set_defaults(run=_relay)
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -110,6 +152,75 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"sample dataset: {archive}")
     report = _run_flow(export_open_images, source=str(archive), dest=str(base / "export"), image_size=ImageSize(args.image_size))
     _print_summary(report)
+    return 0
+
+
+def _settings(args: argparse.Namespace):
+    from openimages_etl.deployments import Settings
+
+    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns)}
+    return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size),
+                    **{key: value for key, value in given.items() if value})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments import serve_deployments
+
+    serve_deployments(_settings(args))
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments import deploy_to_pool
+
+    deploy_to_pool(_settings(args), args.pool)
+    print(f"start a worker: prefect worker start --pool {args.pool}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments.emit import send_events
+    from openimages_etl.events import OBJECT_CREATED, WatchState, poll_once
+    from openimages_etl.objects import canonical_url
+    from openimages_etl.storage import display_url
+
+    patterns = args.patterns or ARCHIVE_PATTERNS
+    state_path = Path(args.state) if args.state else _default_state(canonical_url(args.url, args.storage_options), patterns)
+    state = WatchState(state_path)
+    print(f"watching {display_url(args.url)} for {' '.join(patterns)} every {args.interval:g} s (state: {state_path})", flush=True)
+    while True:
+        try:
+            for obj in poll_once(args.url, patterns, state, send_events, args.storage_options):
+                print(f"emitted {OBJECT_CREATED} for {display_url(obj.url)} (version {obj.version})", flush=True)
+        except UsageError:
+            raise
+        except Exception as exc:  # a poller outlives outages of the store or the API: report, retry next time
+            if args.once:
+                raise
+            print(f"openimages-etl watch: {type(exc).__name__}: {exc}; retrying in {args.interval:g} s", file=sys.stderr, flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def _default_state(url: str, patterns) -> Path:
+    digest = hashlib.sha256("\n".join([url, *patterns]).encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "openimages-etl" / "watch" / f"{digest}.json"
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments.emit import send_events
+    from openimages_etl.relay import make_relay
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    token = os.environ.get("OPENIMAGES_RELAY_TOKEN")
+    server = make_relay(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)
+    print(f"relay listening on http://{args.host}:{server.server_address[1]}/ "
+          f"({'token required' if token else 'no token: keep it on a private network'})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
