@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect import deploy, serve
+from prefect import get_client, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
 from openimages_etl.config import ImageSize
+from openimages_etl.errors import UsageError
 from openimages_etl.events import OBJECT_CREATED
 from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.objects import ARCHIVE_PATTERNS, canonical_url
@@ -69,6 +71,12 @@ def serve_deployments(settings: Settings, limit: int | None = None) -> None:
     serve(*build_deployments(settings), limit=limit)
 
 
-def deploy_to_pool(settings: Settings, pool: str) -> None:
-    """Register the deployments for a process work pool; `prefect worker start --pool POOL` then runs them."""
-    deploy(*build_deployments(settings), work_pool_name=pool, build=False, push=False, ignore_warnings=True)
+def deploy_to_pool(settings: Settings, pool: str) -> list[str]:
+    """Register the deployments for a process work pool; `prefect worker start --pool POOL` then runs them.
+    (`prefect.deploy` would do the same, but in Prefect 3.8 its check for online workers fails with a 422.)"""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise UsageError(f"no work pool {pool!r}: create it with `prefect work-pool create {pool} --type process`") from None
+    return [f"{d.flow_name}/{d.name}" for d in build_deployments(settings) if d.apply(work_pool_name=pool)]

@@ -173,7 +173,8 @@ def _serve(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     from openimages_etl.deployments import deploy_to_pool
 
-    deploy_to_pool(_settings(args), args.pool)
+    for name in deploy_to_pool(_settings(args), args.pool):
+        print(f"deployed {name} to work pool {args.pool}")
     print(f"start a worker: prefect worker start --pool {args.pool}")
     return 0
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from openimages_etl.layout import Layout
@@ -40,6 +40,9 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
         publish_file(local, join_url(dest, local.name), storage_options)
     key = "openimages-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     create_markdown_artifact(markdown=markdown, key=f"{key}-report", description=f"Run report of {name}")
+    if report["output"]:
+        create_link_artifact(link=report["output"], link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
+                             description=f"The published zip of {name}")
     if report["subsets"]:
         create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")
     get_run_logger().info("Report written: %s", display_url(join_url(dest, f"{name}.report.json")))
