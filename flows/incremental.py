@@ -16,7 +16,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
-from pydantic import Field
 
 from openimages_etl.config import ImageSize, OnInvalid
 from openimages_etl.errors import OpenImagesETLError, PublishError
@@ -29,13 +28,13 @@ from .export import export_open_images
 
 @flow(name="export-new-archives")
 def export_new_archives(
-    source: str = Field(description="Folder or prefix holding archives (local path or fsspec URL), or one archive's URL."),
-    dest: str = Field(description="Destination folder: local path or fsspec URL. Gets NAME.zip and its report per archive."),
-    patterns: list[str] = Field(default=list(ARCHIVE_PATTERNS), description="File-name patterns of the archives to export."),
-    image_size: ImageSize = Field(default=ImageSize.original, description="original: bytes as they are; 300k/200k: TFDS resizing to that many pixels, JPEG q72."),
-    on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
-    dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
+    source: str,
+    dest: str,
+    patterns: tuple[str, ...] = ARCHIVE_PATTERNS,
+    image_size: ImageSize = ImageSize.original,
+    on_invalid: OnInvalid = OnInvalid.fail,
+    source_options: dict[str, Any] | None = None,
+    dest_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 

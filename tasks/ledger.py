@@ -11,7 +11,7 @@ from openimages_etl.storage import display_url
 
 
 @task(name="find-new-archives", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def find_new_archives(source: str, patterns: list[str], dest: str, source_options: dict[str, Any],
+def find_new_archives(source: str, patterns: tuple[str, ...], dest: str, source_options: dict[str, Any],
                       dest_options: dict[str, Any]) -> list[ObjectVersion]:
     listed = list_objects(source, patterns, source_options)
     done = exported_keys(dest, dest_options)
