@@ -6,8 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 import httpx
 
@@ -90,6 +91,16 @@ def start(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Po
     """A command from this virtualenv's bin/ (openimages-etl, prefect) in the background, output to `log`."""
     with log.open("ab") as out:
         return subprocess.Popen([str(BIN / arguments[0]), *arguments[1:]], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+@contextmanager
+def running(arguments: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """`start` for the length of a with-block, then `stop`."""
+    process = start(arguments, env, log)
+    try:
+        yield process
+    finally:
+        stop(process)
 
 
 def stop(process: subprocess.Popen) -> None:
