@@ -11,12 +11,16 @@ from prefect.settings import PREFECT_API_URL
 from openimages_etl.errors import UsageError
 
 
+def require_api() -> None:
+    """Refuse to start a bridge without a server: Prefect would start a throwaway one that nothing is deployed on."""
+    if not PREFECT_API_URL.value():
+        raise UsageError("PREFECT_API_URL is not set: point it at the server running the deployments")
+
+
 def send_events(events: list[dict[str, Any]]) -> None:
     """Send the events and return once the server has confirmed them (a ping after each): a caller that
     remembers what it announced, or answers a notification's sender, must not do so for a lost event."""
-    if not PREFECT_API_URL.value():
-        # without it Prefect would start a throwaway server that nothing is deployed on
-        raise UsageError("PREFECT_API_URL is not set: point it at the server running the deployments")
+    require_api()
     asyncio.run(_send([Event(**event) for event in events]))
 
 

@@ -180,11 +180,12 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from openimages_etl.deployments.emit import send_events
+    from openimages_etl.deployments.emit import require_api, send_events
     from openimages_etl.events import OBJECT_CREATED, WatchState, poll_once
     from openimages_etl.objects import canonical_url
     from openimages_etl.storage import display_url
 
+    require_api()
     patterns = args.patterns or ARCHIVE_PATTERNS
     state_path = Path(args.state) if args.state else _default_state(canonical_url(args.url, args.storage_options), patterns)
     state = WatchState(state_path)
@@ -193,8 +194,6 @@ def _watch(args: argparse.Namespace) -> int:
         try:
             for obj in poll_once(args.url, patterns, state, send_events, args.storage_options):
                 print(f"emitted {OBJECT_CREATED} for {display_url(obj.url)} (version {obj.version})", flush=True)
-        except UsageError:
-            raise
         except Exception as exc:  # a poller outlives outages of the store or the API: report, retry next time
             if args.once:
                 raise
@@ -210,12 +209,13 @@ def _default_state(url: str, patterns) -> Path:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    from openimages_etl.deployments.emit import send_events
-    from openimages_etl.relay import make_relay
+    from openimages_etl.deployments.emit import require_api, send_events
+    from openimages_etl.relay import RelayServer
 
+    require_api()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     token = os.environ.get("OPENIMAGES_RELAY_TOKEN")
-    server = make_relay(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)
+    server = RelayServer(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)
     print(f"relay listening on http://{args.host}:{server.server_address[1]}/ "
           f"({'token required' if token else 'no token: keep it on a private network'})", flush=True)
     try:

@@ -20,15 +20,17 @@ logger = logging.getLogger(__name__)
 Emit = Callable[[list[dict[str, Any]]], None]
 
 
-def make_relay(host: str, port: int, emit: Emit, patterns: Iterable[str], token: str | None = None) -> ThreadingHTTPServer:
-    """A server (not started: call `serve_forever`) that POSTs to any path turn into events; GET answers health checks.
-    With `token`, requests must send `Authorization: Bearer <token>` (or the bare token, as MinIO's auth_token does)."""
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.emit, server.patterns, server.token = emit, tuple(patterns), token  # type: ignore[attr-defined]
-    return server
+class RelayServer(ThreadingHTTPServer):
+    """Turns POSTs to any path into events (start it with `serve_forever`); GET answers health checks.
+    With `token`, requests must send `Authorization: Bearer <token>` (or the bare token)."""
+
+    def __init__(self, host: str, port: int, emit: Emit, patterns: Iterable[str], token: str | None = None):
+        super().__init__((host, port), _Handler)
+        self.emit, self.patterns, self.token = emit, tuple(patterns), token
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: RelayServer
     server_version = "openimages-etl-relay"
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)

@@ -1,4 +1,4 @@
-"""Object versions, the ledger, bucket notifications, the watcher's state and the relay, without Prefect."""
+"""Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic, no Prefect server."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pytest
 
 from openimages_etl.events import OBJECT_CREATED, WatchState, object_event, parse_notification, poll_once
 from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of
-from openimages_etl.relay import make_relay
+from openimages_etl.relay import RelayServer
 
 ETAG = "9b2cf535f27731c974343645a3985328"
 
@@ -160,7 +160,7 @@ def relay():
     import threading
 
     emitted = Emitted()
-    server = make_relay("127.0.0.1", 0, emitted, ["*.zip"], token="s3cret")
+    server = RelayServer("127.0.0.1", 0, emitted, ["*.zip"], token="s3cret")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/", emitted
@@ -200,3 +200,14 @@ def test_a_repeated_notification_gives_the_same_event(relay):
     body = {"Records": [s3_record("b", "in/x.zip")]}
     _post(url, body), _post(url, body)
     assert len(emitted) == 2 and emitted[0]["id"] == emitted[1]["id"]
+
+
+def test_the_bridges_refuse_to_start_without_a_prefect_server(tmp_path, capsys):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from openimages_etl.cli import main
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert main(["watch", str(tmp_path), "--once"]) == 2
+        assert main(["relay", "--port", "0"]) == 2
+    assert capsys.readouterr().err.count("PREFECT_API_URL is not set") == 2
