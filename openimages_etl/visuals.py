@@ -86,11 +86,14 @@ class Tile:
     caption_colour: tuple[int, int, int] = TEXT
 
 
-def fit(image: Image.Image) -> Image.Image:
-    """Scale to fit TILE x TILE (never up), keeping the aspect ratio."""
-    scale = min(TILE / image.width, TILE / image.height, 1.0)
+def fit(image: Image.Image, upscale: bool = False) -> Image.Image:
+    """Scale to fit TILE x TILE keeping the aspect ratio; up only when asked (masks: nearest, so pixels stay crisp)."""
+    scale = min(TILE / image.width, TILE / image.height)
+    scale = scale if upscale else min(scale, 1.0)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image if size == image.size else image.resize(size, Image.Resampling.BILINEAR)
+    if size == image.size:
+        return image
+    return image.resize(size, Image.Resampling.NEAREST if upscale else Image.Resampling.BILINEAR)
 
 
 def decode(data: bytes) -> Image.Image | None:
@@ -149,7 +152,7 @@ def _tint(image: Image.Image, png: bytes, degrees: int, colour: tuple[int, int, 
 def placeholder(name: str, message: str) -> Tile:
     picture = Image.new("RGB", (TILE, TILE), (60, 20, 20))
     ImageDraw.Draw(picture).multiline_text((10, TILE // 2 - 20), _wrap(message, 30), fill=TEXT, font=font(13))
-    return Tile(picture, name[:24], (255, 120, 120))
+    return Tile(picture, name[:34], (255, 120, 120))
 
 
 def mask_tile(png: bytes, name: str, problem: str) -> Tile:
@@ -159,9 +162,11 @@ def mask_tile(png: bytes, name: str, problem: str) -> Tile:
             pixels = np.asarray(opened.convert("L")) > 0
     except (UnidentifiedImageError, OSError) as exc:
         return placeholder(name, f"{problem}\n(unreadable: {type(exc).__name__})")
-    picture = fit(Image.fromarray(pixels.astype(np.uint8) * 255, "L").convert("RGB"))
-    ImageDraw.Draw(picture).multiline_text((6, 6), _wrap(problem, 34), fill=(255, 90, 90), font=font(12))
-    return Tile(picture, name[:24], (255, 120, 120))
+    picture = fit(Image.fromarray(pixels.astype(np.uint8) * 255, "L").convert("RGB"), upscale=True)
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([0, 0, picture.width - 1, picture.height - 1], outline=(120, 120, 120))  # the mask's extent
+    draw.multiline_text((6, 6), _wrap(problem, 34), fill=(255, 90, 90), font=font(12))
+    return Tile(picture, name[:34], (255, 120, 120))
 
 
 def image_tile(data: bytes, name: str, problem: str) -> Tile:
@@ -171,7 +176,7 @@ def image_tile(data: bytes, name: str, problem: str) -> Tile:
         return placeholder(name, problem)
     picture = fit(image)
     ImageDraw.Draw(picture).multiline_text((6, 6), _wrap(problem, 34), fill=(255, 90, 90), font=font(12))
-    return Tile(picture, name[:24], (255, 120, 120))
+    return Tile(picture, name[:34], (255, 120, 120))
 
 
 def sheet(title: str, tiles: list[Tile]) -> Image.Image:
