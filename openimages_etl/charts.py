@@ -8,7 +8,7 @@ import polars as pl
 from matplotlib.figure import Figure  # not pyplot: no global figure state, no GUI backend; savefig renders with Agg
 
 from .stats import SIZE_BINS, DatasetStats
-from .visuals import Visual, file_part
+from .visuals import PNG_LEVEL, Visual, file_part
 
 TOP_CLASSES = 30
 MAX_BOXES_SHOWN = 30  # images with more boxes are counted in the last bar
@@ -72,7 +72,7 @@ def box_size_chart(stats: DatasetStats) -> bytes | None:
     ax.set_xlabel("box size: √(width × height), as a fraction of the image side")
     ax.set_ylabel("% of the subset's boxes")
     ax.set_xlim(0, 1)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over the data
     return _png(fig)
 
 
@@ -95,33 +95,37 @@ def boxes_per_image_chart(stats: DatasetStats) -> bytes | None:
     ax.set_xlabel(f"boxes on the image ({MAX_BOXES_SHOWN} = {MAX_BOXES_SHOWN} or more)" if top == MAX_BOXES_SHOWN else "boxes on the image")
     ax.set_ylabel("% of the subset's images")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: never over the data
     return _png(fig)
 
 
 def image_label_chart(stats: DatasetStats) -> bytes | None:
-    """Positive (verified present) and negative (verified absent) image-level labels per subset."""
+    """Share of positive (verified present) and negative (verified absent) image-level labels per subset."""
     rows = stats.image_labels.sort("subset")
     if rows.is_empty():
         return None
     fig = Figure(figsize=(8, 1.4 + 0.5 * rows.height), dpi=DPI, layout="constrained")
     ax = fig.subplots()
-    subsets = rows.get_column("subset").to_list()
-    positive, negative = rows.get_column("positive").to_list(), rows.get_column("negative").to_list()
-    left = ax.barh(subsets, positive, color=COLOURS[2], label="positive (present)")
-    right = ax.barh(subsets, negative, left=positive, color=COLOURS[3], label="negative (verified absent)")
-    for bars, values in ((left, positive), (right, negative)):
-        ax.bar_label(bars, labels=[f"{v:,}" if v else "" for v in values], label_type="center", color="white", fontsize=9)
+    totals = [p + n for p, n in rows.select("positive", "negative").iter_rows()]
+    names = [f"{s} ({t:,})" for s, t in zip(rows.get_column("subset"), totals)]
+    left = 0
+    for column, colour, label in (("positive", COLOURS[2], "positive (present)"), ("negative", COLOURS[3], "negative (verified absent)")):
+        counts = rows.get_column(column).to_list()
+        shares = [100 * c / max(t, 1) for c, t in zip(counts, totals)]
+        bars = ax.barh(names, shares, left=left, color=colour, label=label)
+        ax.bar_label(bars, labels=[f"{s:.0f}% ({c:,})" if s >= 15 else "" for s, c in zip(shares, counts)],
+                     label_type="center", color="white", fontsize=9)
+        left = shares
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
+    ax.set_xlim(0, 100)
     ax.set_title("Image-level labels: positive vs negative", loc="left")
-    ax.set_xlabel("labels")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("% of the subset's image-level labels")
     ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _png(fig)
 
 
 def _png(fig: Figure) -> bytes:
     out = io.BytesIO()
-    fig.savefig(out, format="png")
+    fig.savefig(out, format="png", pil_kwargs={"compress_level": PNG_LEVEL})
     return out.getvalue()
