@@ -5,7 +5,7 @@ import io
 
 import matplotlib
 import polars as pl
-from matplotlib.figure import Figure  # not pyplot: no global figure state, no GUI backend; savefig renders with Agg
+from matplotlib.figure import Figure  # not pyplot: no global figure state, no GUI; savefig renders with Agg
 
 from .stats import SIZE_BINS, DatasetStats
 from .visuals import PNG_LEVEL, Visual, file_part

@@ -9,9 +9,9 @@ from typing import TypeVar
 import polars as pl
 from fsspec.callbacks import Callback
 from rich.console import Console
+from rich.default_styles import DEFAULT_STYLES
 from rich.filesize import decimal
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
-from rich.default_styles import DEFAULT_STYLES
 from rich.text import Text
 from rich.theme import Theme
 

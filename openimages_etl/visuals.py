@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass
 
@@ -250,11 +251,4 @@ def to_png(image: Image.Image) -> bytes:
 
 
 def _wrap(text: str, width: int) -> str:
-    words, lines, line = str(text).split(), [], ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line][:6])
+    return "\n".join(textwrap.wrap(str(text), width)[:6])

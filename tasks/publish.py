@@ -37,15 +37,14 @@ def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
 @task(name="write-report", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
                  package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
-    """Pictures (drawn from the built zip `package`, or from the failing files in `layout`) and the one-page HTML,
+    """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,
     then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
     Returns the report with its `pictures`."""
     started = time.perf_counter()
     folder = work_dir / "report" / f"{name}.report"
-    if package is not None:
-        visuals = export_visuals(str(package), work_dir / "report")
-    else:
-        visuals = failure_visuals(layout, report["errors"]) if layout is not None and report["errors"] else []
+    visuals = export_visuals(str(package), work_dir / "report") if package is not None else []
+    if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
+        visuals += failure_visuals(layout, report["errors"])
     files = write_visuals(visuals, folder)
     report = {**report, "pictures": {"html": f"{name}.report.html", "files": files, "seconds": round(time.perf_counter() - started, 3)}}
     for visual in visuals:

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from openimages_etl.charts import DPI
 from openimages_etl.cli import main
 from openimages_etl.errors import InvalidDataError
-from openimages_etl.charts import DPI
+from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
 from openimages_etl.report_visuals import export_visuals
-from openimages_etl.visuals import CAPTION, COLUMNS, GAP, HEADER, MASK_ALPHA, TILE, class_colour, tile_origin
+from openimages_etl.visuals import CAPTION, GAP, HEADER, MASK_ALPHA, TILE, class_colour, tile_origin
 
 LABEL = "/m/0k4j"
 GREY, BLUE = (128, 128, 128), (0, 0, 255)
@@ -149,8 +150,6 @@ def test_export_publishes_pictures_html_and_progress(cvat_dir, tmp_path, capsys)
 
 @pytest.mark.usefixtures("prefect_api")
 def test_failed_run_shows_failing_rows_and_thumbnails_of_the_failing_files(cvat_dir, tmp_path):
-    from openimages_etl.flows import export_open_images
-
     broken_image = sorted((cvat_dir / "images" / "train").iterdir())[0]
     broken_image.write_bytes(b"not a jpeg")
     mask = sorted((cvat_dir / "masks" / "validation").iterdir())[0]
