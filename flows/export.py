@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from pydantic import Field
 
-from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, IMAGES_PER_TASK, ImageSize, OnInvalid
 from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -32,28 +31,31 @@ from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
 
-def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
-    """Steps 1 and 2, shared by both flows."""
+def check_source(source: str, storage_options: dict[str, Any], work: Path,
+                 keep: int = FAILURES_KEPT_PER_CHECK) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
+    """Steps 1 and 2, shared by both flows; `keep` failing rows of each check are reported, all are counted."""
     root = fetch_source(source, storage_options, work)
     layout = discover_layout(root, work)
     keys = index_dataset(layout, work)
-    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work)).result()
+    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep)).result()
     return layout, keys, checks, FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
 
 
 @flow(name="validate-open-images")
 def validate_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+    source: str,
+    source_options: dict[str, Any] | None = None,
+    errors_per_check: int = 1000,
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
         source_options: fsspec storage options for the source.
+        errors_per_check: Failing rows listed per file and check (all are counted).
     """
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp))
+        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp), errors_per_check)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
@@ -62,16 +64,16 @@ def validate_open_images(
 
 @flow(name="export-open-images")
 def export_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    dest: str = Field(description="Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md."),
-    name: str | None = Field(default=None, description="Export name; defaults to the source's file name without extension."),
-    image_size: ImageSize = Field(default=ImageSize.original, description="original: bytes as they are; 300k/200k: TFDS resizing to that many pixels, JPEG q72."),
-    subsets: list[str] | None = Field(default=None, description="Subsets to export (e.g. train, validation); all when empty."),
-    per_subset: bool = Field(default=False, description="Also publish NAME-<subset>.zip for each subset."),
-    on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
-    dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
-    work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
+    source: str,
+    dest: str,
+    name: str | None = None,
+    image_size: ImageSize = ImageSize.original,
+    subsets: list[str] | None = None,
+    per_subset: bool = False,
+    on_invalid: OnInvalid = OnInvalid.fail,
+    source_options: dict[str, Any] | None = None,
+    dest_options: dict[str, Any] | None = None,
+    work_dir: str | None = None,
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 

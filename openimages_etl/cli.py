@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
     validate.add_argument("source")
     validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    validate.add_argument("--max-errors", type=int, default=1000, help="failing rows printed per file and check (default: %(default)s)")
     validate.set_defaults(run=_validate)
 
     export = commands.add_parser("export", help="validate SOURCE and publish DEST/NAME.zip with a run report")
@@ -117,7 +118,8 @@ def _export(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
-    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options)
+    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options,
+                        errors_per_check=args.max_errors)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
 
@@ -152,7 +154,7 @@ def _print_error(exc: OpenImagesETLError) -> None:
         for failure in exc.failures:
             print(f"  {failure}", file=sys.stderr)
         if exc.total > len(exc.failures):
-            print(f"  ... and {exc.total - len(exc.failures)} more (first rows of each check shown; see the report)", file=sys.stderr)
+            print(f"  ... and {exc.total - len(exc.failures)} more of the same checks (raise --max-errors to list them)", file=sys.stderr)
     elif isinstance(exc, UsageError):
         print("see: openimages-etl --help", file=sys.stderr)
 

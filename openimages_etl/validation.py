@@ -12,6 +12,7 @@ from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
+from .config import FAILURES_KEPT_PER_CHECK
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
@@ -150,10 +151,11 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
     log.add(failure_frame([{"file": path, "row": None, "column": "LabelName", **p} for p in problems]))
 
 
-def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -> TableCheck:
+def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
+                   keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
     fs, base = layout.root.open_fs()
-    log, rejected, jobs, rows = FailureLog(), [], [], 0
+    log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     label_names = pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()
     image_ids = pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()
     mask_names = pl.read_parquet(layout.mask_files, columns=["name"]).to_series() if table.kind == "masks" else None
