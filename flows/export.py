@@ -3,7 +3,7 @@
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder.
-4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report.
+4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report and its pictures.
 """
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, IMAGES_PER_TASK, ImageSize, OnInvalid
-from openimages_etl.convert import BatchResult
+from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
+from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.storage import display_url, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.publish import package_zip, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
@@ -97,14 +99,13 @@ def export_open_images(
         layout, keys, checks, failures = check_source(source, source_options or {}, work)
         chosen = _choose_subsets(keys, subsets)
 
-        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict) -> dict[str, Any]:
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
-            write_report(report, name, dest, dest_options, work)
-            return report
+            return write_report(report, name, dest, dest_options, work, package, layout)
 
         if failures.total and on_invalid == OnInvalid.fail:
             finish("failed", {}, [], {})
@@ -112,8 +113,12 @@ def export_open_images(
 
         # 3. convert and partition by subset
         batches = [(s, o) for s in chosen for o in range(0, keys.images_per_subset.get(s, 0), IMAGES_PER_TASK)] if keys.has_image_files else []
-        images = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
-                                    unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)).result()
+        to_convert = images_to_convert(keys, chosen) if batches else 0
+        advance(CONVERT, total=to_convert)
+        images = wait_with_progress(
+            convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
+                               unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)),
+            lambda batch: batch.converted + batch.failures.total, to_convert, f"{artifact_key(name)}-conversion", f"Images of {name} converted")
         segmentations = [c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o) for c in segmentations for o in range(0, c.rows, IMAGES_PER_TASK)]
         masks = convert_masks.map([c for c, _ in mask_batches], [o for _, o in mask_batches], unmapped(IMAGES_PER_TASK),
@@ -136,7 +141,7 @@ def export_open_images(
             zip_name = name if key == "*" else f"{name}-{key}"
             local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
-        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts))
+        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts), package=local)
         logger.info("Published %s", report["output"])
         return report
 

@@ -16,6 +16,8 @@ from typing import Any
 from .config import ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
+from .progress import terminal_progress
+from .storage import url_stem
 
 EXIT_BUG = 4
 
@@ -61,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
     export.set_defaults(run=_export)
     _add_production_commands(commands)
+
+    inspect = commands.add_parser("inspect", help="print SOURCE's layout and counts per subset and class, chart it; export nothing")
+    inspect.add_argument("source")
+    inspect.add_argument("--charts-dir", default=None, help="folder for the chart PNGs (default: ./<source stem>.inspect)")
+    inspect.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    inspect.set_defaults(run=_inspect)
     return parser
 
 
@@ -110,8 +118,10 @@ def _json(text: str) -> dict[str, Any]:
 
 
 def _run_flow(flow, **parameters) -> Any:
-    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set) and re-raise our own errors."""
-    state = flow(**parameters, return_state=True)
+    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set) and re-raise our own errors.
+    Progress bars show on a terminal, drawn on Prefect's console so its log lines print above them."""
+    with terminal_progress(_prefect_console()):
+        state = flow(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, OpenImagesETLError):
         raise result
@@ -120,6 +130,20 @@ def _run_flow(flow, **parameters) -> Any:
         print(f"openimages-etl: internal error ({type(result).__name__}); please report it with the traceback above", file=sys.stderr)
         raise SystemExit(EXIT_BUG)
     return result
+
+
+def _prefect_console():
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    return next((h.console for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)), None)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspection import inspect_source, to_text
+
+    charts_dir = Path(args.charts_dir or f"{url_stem(args.source)}.inspect").resolve()
+    print(to_text(inspect_source(args.source, args.storage_options, charts_dir)))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -231,7 +255,8 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  {subset}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if report["errors_total"]:
         print(f"  {report['errors_total']} invalid rows left out (see the report)")
-    print(f"report: {report['output'].rsplit('.zip', 1)[0]}.report.md  ({report['duration_s']} s)")
+    stem = report['output'].rsplit('.zip', 1)[0]
+    print(f"report: {stem}.report.md, {stem}.report.html  ({report['duration_s']} s)")
 
 
 def _print_error(exc: OpenImagesETLError) -> None:

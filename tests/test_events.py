@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import fsspec
 import pytest

@@ -23,7 +23,9 @@ def test_s3_source_and_destination(cvat_dir, s3_bucket, tmp_path):
     assert report["output"] == f"s3://{s3_bucket}/exports/team-a.zip"
     s3.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[1] for p in s3.ls(f"{s3_bucket}/exports"))
-    assert names == ["team-a-train.zip", "team-a-validation.zip", "team-a.report.json", "team-a.report.md", "team-a.zip"]
+    assert names == ["team-a-train.zip", "team-a-validation.zip", "team-a.report", "team-a.report.html", "team-a.report.json",
+                     "team-a.report.md", "team-a.zip"]
+    assert "contact-train.png" in [p.rsplit("/", 1)[1] for p in s3.ls(f"{s3_bucket}/exports/team-a.report")]
     s3.get_file(f"{s3_bucket}/exports/team-a.zip", str(tmp_path / "got.zip"))
     with zipfile.ZipFile(tmp_path / "got.zip") as archive:
         assert archive.testzip() is None and sum(n.startswith("images/") for n in archive.namelist()) == 9
