@@ -133,7 +133,7 @@ def test_the_ui_form_is_typed_described_and_checked(served, api, bucket, archive
     report = _report(f"s3://{bucket}/exports/from-form.report.json")
     assert (report["image_size"], list(report["subsets"])) == ("300k", ["validation"])
     artifacts = {a["key"]: a for a in api.artifacts(run["id"])}
-    assert set(artifacts) == {"openimages-from-form-report", "openimages-from-form-counts", "openimages-from-form-zip"}
+    assert set(artifacts) == {f"openimages-from-form-{kind}" for kind in ("report", "counts", "zip", "conversion")}
     assert artifacts["openimages-from-form-zip"]["data"] == f"[from-form.zip](s3://{bucket}/exports/from-form.zip)"
     assert "Open Images export: published" in artifacts["openimages-from-form-report"]["data"]
 
