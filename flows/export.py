@@ -5,7 +5,7 @@
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
    (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
-4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report.
+4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report and its pictures.
 """
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
-from pydantic import Field
 
-from openimages_etl.config import ImageSize, OnInvalid, images_per_task
-from openimages_etl.convert import BatchResult
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, ImageSize, OnInvalid, images_per_task
+from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
+from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report, reused_report
 from openimages_etl.storage import display_url, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.fetch import discover_layout, fetch_source, fingerprint_source
+from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.publish import find_earlier_export, package_zip, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
@@ -40,8 +41,9 @@ def index_source(source: str, storage_options: dict[str, Any], work: Path) -> tu
     return layout, index_dataset(layout, work)
 
 
-def validate_tables(layout: Layout, keys: Keys, work: Path) -> PrefectFutureList:
-    return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work))
+def validate_tables(layout: Layout, keys: Keys, work: Path, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
+    """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted."""
+    return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep))
 
 
 def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
@@ -50,18 +52,20 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 
 @flow(name="validate-open-images")
 def validate_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+    source: str,
+    source_options: dict[str, Any] | None = None,
+    errors_per_check: int = 1000,
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
         source_options: fsspec storage options for the source.
+        errors_per_check: Failing rows listed per file and check (all are counted).
     """
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
         layout, keys = index_source(source, source_options or {}, Path(tmp))
-        checks = validate_tables(layout, keys, Path(tmp)).result()
+        checks = validate_tables(layout, keys, Path(tmp), errors_per_check).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
@@ -71,17 +75,17 @@ def validate_open_images(
 
 @flow(name="export-open-images")
 def export_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    dest: str = Field(description="Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md."),
-    name: str | None = Field(default=None, description="Export name; defaults to the source's file name without extension."),
-    image_size: ImageSize = Field(default=ImageSize.original, description="original: bytes as they are; 300k/200k: TFDS resizing to that many pixels, JPEG q72."),
-    subsets: list[str] | None = Field(default=None, description="Subsets to export (e.g. train, validation); all when empty."),
-    per_subset: bool = Field(default=False, description="Also publish NAME-<subset>.zip for each subset."),
-    on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
-    dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
-    work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
-    reuse: bool = Field(default=True, description="Skip the work when DEST already holds this export of the unchanged source (same content key and options)."),
+    source: str,
+    dest: str,
+    name: str | None = None,
+    image_size: ImageSize = ImageSize.original,
+    subsets: list[str] | None = None,
+    per_subset: bool = False,
+    on_invalid: OnInvalid = OnInvalid.fail,
+    source_options: dict[str, Any] | None = None,
+    dest_options: dict[str, Any] | None = None,
+    work_dir: str | None = None,
+    reuse: bool = True,
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
@@ -117,14 +121,13 @@ def export_open_images(
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
 
-        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict) -> dict[str, Any]:
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, source_key=content_key, options=options,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
-            write_report(report, name, dest, dest_options, work)
-            return report
+            return write_report(report, name, dest, dest_options, work, package, layout)
 
         def fail(pending: list) -> None:
             wait(pending)  # tasks still writing to the work folder finish before it goes
@@ -135,6 +138,8 @@ def export_open_images(
         validating = validate_tables(layout, keys, work)
         batches = [(s, o, size) for s in chosen for size in [images_per_task(keys.images_per_subset.get(s, 0))]
                    for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
+        to_convert = images_to_convert(keys, chosen) if batches else 0
+        advance(CONVERT, total=to_convert)
         converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
                                         unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
         checks = validating.result()
@@ -148,7 +153,8 @@ def export_open_images(
 
         # With --on-invalid drop, rows of images and masks that fail to convert are left out: partition after them.
         partitioning = partition() if on_invalid == OnInvalid.fail else None
-        images = converting.result()
+        images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, to_convert,
+                                    f"{artifact_key(name)}-conversion", f"Images of {name} converted")
         segmentations = [c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
         masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
@@ -168,7 +174,7 @@ def export_open_images(
             zip_name = name if key == "*" else f"{name}-{key}"
             local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
-        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts))
+        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts), package=local)
         logger.info("Published %s", report["output"])
         return report
 

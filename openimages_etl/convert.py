@@ -14,6 +14,7 @@ from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
+from .progress import CONVERT, counted
 from .shards import ShardWriter
 from .storage import file_slug, member_path, reader, safe_name
 from .tables import LINE
@@ -36,6 +37,10 @@ def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
             .sort(ImageList.image_id))
 
 
+def images_to_convert(keys: Keys, subsets: list[str]) -> int:
+    return sum(images_of(keys, subset).select(pl.len()).collect().item() for subset in subsets)
+
+
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
                         out_dir: Path, target_pixels: int | None) -> BatchResult:
     fs, base = layout.root.open_fs()
@@ -44,7 +49,7 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
     read = reader(fs)
     sizes, failed, written = [], [], 0
-    for image_id, path, suffix in rows.iter_rows():
+    for image_id, path, suffix in counted(rows.iter_rows(), CONVERT):
         try:
             safe_name(image_id, "ImageID")
             data, extension, height, width = convert_image(read(member_path(base, path)), target_pixels)

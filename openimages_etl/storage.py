@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tarfile
 import uuid
 import zipfile
@@ -13,11 +12,13 @@ from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileSystem
 
 from .errors import PublishError, SourceError, UnsafeSourceError
 
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
+COPY_CHUNK = 8 << 20
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
 
 
@@ -131,9 +132,10 @@ def _extract_tar(fs: fsspec.AbstractFileSystem, path: str, target: Path, shown: 
         raise SourceError(f"{shown}: not a readable tar archive ({exc})") from exc
 
 
-def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any]) -> str:
+def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any], callback: Callback = DEFAULT_CALLBACK) -> str:
     """Put a finished local file at `dest_url` so that it appears whole or not at all:
-    a rename within the destination folder locally, one upload (complete or absent) on object stores."""
+    a rename within the destination folder locally, one upload (complete or absent) on object stores.
+    `callback` hears the bytes as they go (fsspec's convention)."""
     try:
         fs, path = fsspec.core.url_to_fs(dest_url, **storage_options)
         if is_local(fs):
@@ -141,15 +143,23 @@ def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any
             parent.mkdir(parents=True, exist_ok=True)
             partial = parent / f".{Path(path).name}.part-{uuid.uuid4().hex[:8]}"
             try:
-                shutil.copyfile(local_path, partial)
+                _copy(local_path, partial, callback)
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)
         else:
-            fs.put_file(str(local_path), path)
+            fs.put_file(str(local_path), path, callback=callback)
     except OSError as exc:
         raise PublishError(f"cannot publish {display_url(dest_url)}: {exc}") from exc
     return dest_url
+
+
+def _copy(source: Path, target: Path, callback: Callback) -> None:
+    callback.set_size(source.stat().st_size)
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(COPY_CHUNK):
+            writer.write(chunk)
+            callback.relative_update(len(chunk))
 
 
 def member_path(base: str, rel: str) -> str:

@@ -7,6 +7,7 @@ again as strings and cast column by column, so that each such value is reported 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandera.polars as pa
 import polars as pl
@@ -62,42 +63,45 @@ def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
     return pl.concat(batches) if batches else pl.DataFrame(schema={**{c: pl.String for c in columns if c in table.columns}, LINE: pl.Int64})
 
 
-def typed_batches(table: CsvFile, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """(typed batch, parse failures): numbers parsed while reading; raises UnparsedValue on a value that is not one."""
+def typed_batches(table: CsvFile, kind: str) -> Iterator[pl.DataFrame]:
+    """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one."""
     model = SCHEMAS[kind].to_schema().columns
     numbers = {name: column.dtype.type for name, column in model.items() if name in table.columns and column.dtype.type != pl.String}
     nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
     lazy = scan(table, numbers).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
     try:
-        for batch in lazy.collect_batches(chunk_size=CSV_BATCH_ROWS):
-            yield batch, pl.DataFrame(schema=FAILURE_SCHEMA)
+        yield from lazy.collect_batches(chunk_size=CSV_BATCH_ROWS)
     except pl.exceptions.PolarsError as exc:
         raise UnparsedValue(str(exc).splitlines()[0]) from exc
 
 
-def cast_batches(table: CsvFile, kind: str) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """(typed batch, parse failures) from string batches: the exact path, slower than `typed_batches`."""
-    for batch in iter_batches(table):
-        yield typed(batch, kind)
+def rows_estimate(table: CsvFile, sample: int = 1 << 20) -> int:
+    """About how many rows the CSV has, from its size and the lines in its first `sample` bytes (for progress)."""
+    with open(table.local, "rb") as handle:
+        head = handle.read(sample)
+    size = Path(table.local).stat().st_size
+    return max(0, head.count(b"\n") * size // max(1, len(head)) - (1 if table.header else 0))
 
 
 def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Cast string columns to the model's dtypes; values that do not parse become failures (and null)."""
+    """Cast string columns to the model's dtypes; values that do not parse become failures (and null).
+    The exact path, slower than `typed_batches`."""
     columns = SCHEMAS[kind].to_schema().columns
     casts, failures = [], []
     for name, column in columns.items():
         if name not in frame.columns or column.dtype.type == pl.String:
             continue
         target = column.dtype.type
-        parsed = pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)  # the CSV reader also allows spaces
+        number = pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)  # the CSV reader also allows spaces
         if target != pl.Float64:
-            parsed = pl.when(parsed == parsed.round()).then(parsed).otherwise(None).cast(target, strict=False)
-        elif column.nullable:
-            parsed = parsed.fill_nan(None)  # "nan" in an optional column means "not given"
+            parsed = pl.when(number == number.round()).then(number).otherwise(None).cast(target, strict=False)
+        else:
+            parsed = number.fill_nan(None) if column.nullable else number  # "nan" in an optional column: not given
         casts.append(parsed.alias(name))
+        unparsed = number.is_null() if target == pl.Float64 else parsed.is_null()
         failures.append(
             frame.lazy()
-            .filter(pl.col(name).is_not_null() & parsed.is_null())
+            .filter(pl.col(name).is_not_null() & unparsed)
             .select(pl.col(LINE).alias("row"), pl.lit(name).alias("column"),
                     pl.lit(f"is {'a number' if target == pl.Float64 else 'an integer'}").alias("check"),
                     pl.col(name).alias("value"))

@@ -13,10 +13,12 @@ from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
+from .config import FAILURES_KEPT_PER_CHECK
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
+from .progress import track_rows
 from .storage import file_slug, member_path
-from .tables import LINE, UnparsedValue, cast_batches, check_batch, read_columns, typed_batches
+from .tables import FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
 HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one process
@@ -146,7 +148,8 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
     log.add(failure_frame([{"file": path, "row": None, "column": "LabelName", **p} for p in problems]))
 
 
-def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -> TableCheck:
+def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
+                   keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
     references = {
         Box.label_name: (KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions"),
@@ -154,10 +157,11 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -
     } if table.kind in ("boxes", "labels", "masks") else {}
     if table.kind == "masks":
         references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
+    estimate = rows_estimate(table)
     try:
-        rows, log, rejected, jobs = _check_batches(typed_batches(table, table.kind), table, references)
+        rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, keep)
     except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
-        rows, log, rejected, jobs = _check_batches(cast_batches(table, table.kind), table, references)
+        rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
@@ -170,10 +174,12 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
-def _check_batches(batches, table: CsvFile, references: dict[str, tuple["KeyIndex", str]]):
-    log, rejected, jobs, rows = FailureLog(), [], [], 0
-    for frame, parse_failures in batches:
-        rows += frame.height
+def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], keep: int):
+    """Typed batches (or string ones with `cast`) through the model and the references; what `validate_table` keeps."""
+    log, rejected, jobs, rows = FailureLog(keep), [], [], 0
+    for batch in batches:
+        rows += batch.height
+        frame, parse_failures = typed(batch, table.kind) if cast else (batch, pl.DataFrame(schema=FAILURE_SCHEMA))
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
         cross = [_missing(frame, column, index, check) for column, (index, check) in references.items() if column in frame.columns]
         found = pl.concat([parse_failures, schema_failures, *cross]).with_columns(pl.lit(table.path).alias("file"))

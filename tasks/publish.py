@@ -1,18 +1,22 @@
-"""Publish: zip the staged export, put it at the destination atomically, write the run report."""
+"""Publish: zip the staged export, put it at the destination atomically, write the run report and its pictures."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from openimages_etl.layout import Layout
 from openimages_etl.package import build_zip
+from openimages_etl.progress import UploadProgress
 from openimages_etl.report import counts_table, to_json, to_markdown
+from openimages_etl.report_visuals import export_visuals, failure_visuals, to_html, write_visuals
 from openimages_etl.reuse import earlier_export
 from openimages_etl.storage import display_url, join_url, publish_file
+from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.validation import Keys
 
 
@@ -26,7 +30,7 @@ def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
 
 @task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
 def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
-    url = publish_file(local, join_url(dest, local.name), storage_options)
+    url = publish_file(local, join_url(dest, local.name), storage_options, UploadProgress())
     get_run_logger().info("Published %s", display_url(url))
     return url
 
@@ -40,16 +44,38 @@ def find_earlier_export(dest: str, name: str, storage_options: dict[str, Any], k
 
 
 @task(name="write-report", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
-def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path) -> str:
-    """JSON and Markdown next to the zip (Markdown last: its presence means the run is over), plus UI artifacts."""
-    markdown = to_markdown(report)
-    for suffix, text in ((".report.json", to_json(report)), (".report.md", markdown)):
+def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
+                 package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
+    """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,
+    then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
+    Returns the report with its `pictures`."""
+    started = time.perf_counter()
+    folder = work_dir / "report" / f"{name}.report"
+    visuals = export_visuals(str(package), work_dir / "report") if package is not None else []
+    if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
+        visuals += failure_visuals(layout, report["errors"])
+    files = write_visuals(visuals, folder)
+    pages = [(".report.json", to_json), (".report.md", to_markdown)]
+    if report.get("reused"):  # the earlier run's pictures and page are at DEST already
+        files = report.get("pictures", {}).get("files", [])
+    else:
+        pages.insert(0, (".report.html", lambda r: to_html(r, visuals)))
+    report = {**report, "pictures": {"html": f"{name}.report.html", "files": files, "seconds": round(time.perf_counter() - started, 3)}}
+    for visual in visuals:
+        publish_file(folder / visual.file, join_url(dest, f"{folder.name}/{visual.file}"), storage_options)
+    for suffix, text in ((suffix, render(report)) for suffix, render in pages):
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
-    key = "openimages-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    create_markdown_artifact(markdown=markdown, key=f"{key}-report", description=f"Run report of {name}")
+    key = artifact_key(name)
+    # A browser opens http(s) destinations only: elsewhere the artifact names the pictures instead of showing them.
+    base = dest.rstrip("/") + "/" if dest.startswith(("http://", "https://")) else None
+    create_markdown_artifact(markdown=to_markdown(report, base), key=f"{key}-report", description=f"Run report of {name}")
+    if report["output"]:
+        create_link_artifact(link=report["output"], link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
+                             description=f"The published zip of {name}")
     if report["subsets"]:
         create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")
-    get_run_logger().info("Report written: %s", display_url(join_url(dest, f"{name}.report.json")))
-    return join_url(dest, f"{name}.report.json")
+    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
+                          display_url(join_url(dest, f"{name}.report.md")))
+    return report

@@ -60,7 +60,7 @@ def test_a_value_that_is_no_number_falls_back_to_the_exact_path_with_its_line(tm
     table = _boxes(tmp_path, [good] * 4 + [good.replace("0.2,0.1", "0.2x,0.1", 1)] + [good.replace(",0,0,0,0,0", ",1.0,0,0,0,0")])
     with pytest.raises(tables.UnparsedValue):
         list(tables.typed_batches(table, "boxes"))
-    batches = list(tables.cast_batches(table, "boxes"))
+    batches = [tables.typed(batch, "boxes") for batch in tables.iter_batches(table)]
     failures = pl.concat([f for _, f in batches])
     assert failures.rows() == [(6, "XMax", "is a number", "0.2x")]  # "1.0" is an integer flag, as before
     assert sum(frame.height for frame, _ in batches) == 6
@@ -68,8 +68,8 @@ def test_a_value_that_is_no_number_falls_back_to_the_exact_path_with_its_line(tm
 
 def test_typed_reading_parses_numbers_and_nan_as_missing(tmp_path):
     table = _boxes(tmp_path, ["0123456789abcdef,xclick,/m/01g317,nan,0.1,0.2,0.1,0.2,0,1,-1,0,0"])
-    (frame, failures), = list(tables.typed_batches(table, "boxes"))
-    assert failures.is_empty() and frame.get_column("Confidence").to_list() == [None]
+    frame, = list(tables.typed_batches(table, "boxes"))
+    assert frame.get_column("Confidence").to_list() == [None]
     assert frame.get_column(tables.LINE).to_list() == [2] and frame.get_column("IsGroupOf").to_list() == [-1]
 
 
@@ -86,3 +86,19 @@ def test_the_same_flow_runs_on_a_local_dask_cluster(cvat_dir, tmp_path):
     assert dask["subsets"] == threads["subsets"]
     with zipfile.ZipFile(tmp_path / "dask" / "ds.zip") as a, zipfile.ZipFile(tmp_path / "threads" / "ds.zip") as b:
         assert sorted(a.namelist()) == sorted(b.namelist())
+
+
+def test_validation_reports_a_value_that_is_no_number_with_its_line(cvat_dir, tmp_path):
+    from openimages_etl.layout import discover
+    from openimages_etl.storage import DatasetRoot
+    from openimages_etl.validation import build_keys, validate_table
+
+    bbox = cvat_dir / "annotations" / "train-annotations-bbox.csv"
+    lines = bbox.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",yes"  # IsInside
+    bbox.write_text("\n".join(lines) + "\n")
+    layout = discover(DatasetRoot(str(cvat_dir)), tmp_path / "index")
+    keys = build_keys(layout, tmp_path)
+    check = validate_table(layout, next(t for t in layout.tables if t.path.endswith("bbox.csv")), keys, tmp_path)
+    assert [(f.row, f.column, f.check, f.value) for f in check.failures.samples] == [(4, "IsInside", "is an integer", "yes")]
+    assert check.rows == len(lines) - 1
