@@ -14,7 +14,7 @@ from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
-from .storage import file_slug, member_path, safe_name
+from .storage import file_slug, member_path, read_member, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -45,7 +45,7 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     for image_id, path, list_file, line in rows.iter_rows():
         try:
             safe_name(image_id, "ImageID")
-            data, extension, height, width = convert_image(fs.cat_file(member_path(base, path)), target_pixels)
+            data, extension, height, width = convert_image(read_member(fs, member_path(base, path), path), target_pixels)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
@@ -94,11 +94,11 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
         try:
             safe_name(mask_name, "MaskPath")
             if shard is None:
-                data = fs.cat_file(member_path(base, path))
+                data = read_member(fs, member_path(base, path), path)
             else:
                 if shard not in shards:
                     shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)
-                data = shards[shard].cat_file(path)
+                data = read_member(shards[shard], path, f"{shard}:{path}")
             png = convert_mask(data, (height, width) if height else None)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})

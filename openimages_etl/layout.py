@@ -10,8 +10,10 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
+from .config import Limits
 from .errors import SourceError
-from .storage import DatasetRoot, display_url, member_path
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, member_path
+from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CLASS_HEADER = ("LabelName", "DisplayName")
@@ -108,9 +110,16 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
-    for shard in shards:
-        with fs.open(member_path(base, shard), "rb") as raw:
-            members = ZipFileSystem(fo=raw, skip_instance_cache=True).find("")
+    limits = Limits.from_env()
+    for shard in shards:  # nested zips of masks: the same guards as the source itself
+        shown = f"{display_url(root.url)}:{shard}"
+        try:
+            with fs.open(member_path(base, shard), "rb") as raw:
+                shard_fs = ZipFileSystem(fo=raw, skip_instance_cache=True)
+                check_zip(shard_fs.zip, shown, limits)
+                members = shard_fs.find("")
+        except (*ARCHIVE_READ_ERRORS, ValueError) as exc:
+            raise SourceError(f"{shown}: not a readable zip archive ({exc})") from exc
         masks.extend((PurePosixPath(m).name, shard, m) for m in members if m.lower().endswith(".png"))
     index_dir.mkdir(parents=True, exist_ok=True)
     image_index, mask_index = index_dir / "image_files.parquet", index_dir / "mask_files.parquet"
@@ -131,4 +140,5 @@ def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None) -> CsvFile
     first = read_header(fs, member_path(base, rel))
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
         return CsvFile(rel, kind, subset, CLASS_HEADER, header=False)
+    check_header(kind, tuple(first), rel)
     return CsvFile(rel, kind, subset, tuple(first), header=True)

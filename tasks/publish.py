@@ -13,6 +13,7 @@ from openimages_etl.package import build_zip
 from openimages_etl.report import counts_table, to_json, to_markdown
 from openimages_etl.storage import display_url, join_url, publish_file
 from openimages_etl.validation import Keys
+from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
 @task(name="package-zip", task_run_name="zip-{name}", cache_policy=NONE)
@@ -23,14 +24,16 @@ def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
     return path
 
 
-@task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
+@task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
     url = publish_file(local, join_url(dest, local.name), storage_options)
     get_run_logger().info("Published %s", display_url(url))
     return url
 
 
-@task(name="write-report", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
+@task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path) -> str:
     """JSON and Markdown next to the zip (Markdown last: its presence means the run is over), plus UI artifacts."""
     markdown = to_markdown(report)
