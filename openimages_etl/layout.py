@@ -12,7 +12,7 @@ from fsspec.implementations.zip import ZipFileSystem
 
 from .config import Limits
 from .errors import SourceError
-from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, member_path
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, member_path, safe_name
 from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -132,7 +132,8 @@ def _classify_table(name: str) -> tuple[str | None, str | None]:
     for kind, pattern in TABLE_PATTERNS:
         match = pattern.match(name)
         if match:
-            return kind, subset_of(match.groupdict().get("subset"))
+            subset = subset_of(match.groupdict().get("subset"))
+            return kind, subset and safe_name(subset, f"subset of {name}")
     return None, None
 
 
