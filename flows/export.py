@@ -1,5 +1,6 @@
 """The export flow: fetch -> validate -> convert and partition by subset -> publish -> report.
 
+0. claim-destination: under a lock on DEST/NAME, stop if DEST already holds this very export.
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder.
@@ -15,19 +16,26 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from pydantic import Field
 
+from openimages_etl.accounting import file_rows, media_rows, unbalanced
 from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
 from openimages_etl.convert import BatchResult
-from openimages_etl.errors import InvalidDataError, UsageError
+from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.report import build_report
-from openimages_etl.storage import display_url, url_stem
+from openimages_etl.runlock import export_lock
+from openimages_etl.storage import display_url, refuse_credentials, safe_name, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
+from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
-from openimages_etl.tasks.publish import package_zip, upload, write_report
+from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
+
+
+OPTIONS_HELP = "fsspec storage options without credentials (endpoint_url, region, anon...); credentials are refused here."
+BLOCK_HELP = "Prefect block holding the credentials: secret/NAME (JSON fsspec options) or aws-credentials/NAME."
 
 
 def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
@@ -42,16 +50,19 @@ def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tu
 @flow(name="validate-open-images")
 def validate_open_images(
     source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
+    source_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
+    source_block: str | None = Field(default=None, description=BLOCK_HELP),
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
-        source_options: fsspec storage options for the source.
+        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
     """
+    refuse_credentials(source, source_options, "source")
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys, checks, failures = check_source(source, source_options or {}, Path(tmp))
+        layout, keys, checks, failures = check_source(source, storage_options(source_options, source_block), Path(tmp))
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
@@ -67,8 +78,10 @@ def export_open_images(
     subsets: list[str] | None = Field(default=None, description="Subsets to export (e.g. train, validation); all when empty."),
     per_subset: bool = Field(default=False, description="Also publish NAME-<subset>.zip for each subset."),
     on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
-    source_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the source."),
-    dest_options: dict[str, Any] | None = Field(default=None, description="fsspec storage options for the destination."),
+    source_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
+    dest_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
+    source_block: str | None = Field(default=None, description=BLOCK_HELP),
+    dest_block: str | None = Field(default=None, description=BLOCK_HELP),
     work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
@@ -81,25 +94,43 @@ def export_open_images(
         subsets: Subsets to export (e.g. train, validation); all when empty.
         per_subset: Also publish NAME-<subset>.zip for each subset.
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
-        source_options: fsspec storage options for the source.
-        dest_options: fsspec storage options for the destination.
+        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
+        dest_options: fsspec storage options for the destination, without credentials.
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
+        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
         work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
     """
     started = datetime.now(timezone.utc)
-    name = name or url_stem(source)
-    dest_options = dest_options or {}
+    name = safe_name(name or url_stem(source), "export name")
+    refuse_credentials(source, source_options, "source")
+    refuse_credentials(dest, dest_options, "destination")
+    source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
+                  "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     logger = get_run_logger()
+    # One run at a time per DEST/NAME; a run repeating a published export (same source version and parameters) stops here.
+    with export_lock(dest, name) as waited:
+        run = claim_destination(source, source_options, dest, dest_options, parameters, waited)
+        if run.get("previous"):
+            return report_unchanged(run, name)
+        return _export(source, source_options, dest, dest_options, name, image_size, subsets, per_subset, on_invalid,
+                       work_dir, started, run, logger)
+
+
+def _export(source, source_options, dest, dest_options, name, image_size, subsets, per_subset, on_invalid, work_dir,
+            started, run, logger) -> dict[str, Any]:
+    """Steps 1-4 under the destination's lock."""
     with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         work = Path(tmp)
         out = work / "out"
-        layout, keys, checks, failures = check_source(source, source_options or {}, work)
+        layout, keys, checks, failures = check_source(source, source_options, work)
         chosen = _choose_subsets(keys, subsets)
 
-        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict) -> dict[str, Any]:
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
-                subsets=subset_counts, files=files, failures=failures,
+                subsets=subset_counts, files=files, failures=failures, media=media, run=run,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             write_report(report, name, dest, dest_options, work)
             return report
@@ -124,6 +155,11 @@ def export_open_images(
         columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
         parts = partition_csv.map(checks, unmapped(layout), unmapped(keys), unmapped(subsets and chosen),
                                   [columns[c.table.kind] for c in checks], unmapped(out)).result()
+        files, media = [file_rows(p) for p in parts], media_rows(keys, chosen, segmentations, images, masks)
+        problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)
+        if problems:
+            finish("failed", {}, files, {}, media)
+            raise AccountingError(f"{display_url(source)}: counts do not add up, nothing published: " + "; ".join(problems))
 
         # 4. publish: per-subset zips first, the full zip last, then the report
         headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
@@ -134,7 +170,7 @@ def export_open_images(
             zip_name = name if key == "*" else f"{name}-{key}"
             local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
-        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts))
+        report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media)
         logger.info("Published %s", report["output"])
         return report
 
@@ -147,11 +183,6 @@ def _choose_subsets(keys: Keys, subsets: list[str] | None) -> list[str]:
     if unknown:
         raise UsageError(f"unknown subsets {unknown}; the source has {available}")
     return sorted(set(subsets))
-
-
-def _file_row(result) -> dict[str, Any]:
-    return {"file": result.file, "kind": result.kind, "rows_in": result.rows_in, "published": result.published,
-            "rejected": result.rejected, "not_selected": result.not_selected}
 
 
 def _subset_counts(chosen: list[str], images: list[BatchResult], parts) -> dict[str, dict[str, int]]:

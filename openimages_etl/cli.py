@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
+from .storage import refuse_credentials
 
 EXIT_BUG = 4
 
@@ -38,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
     validate.add_argument("source")
-    validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
+    validate.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
     validate.set_defaults(run=_validate)
 
     export = commands.add_parser("export", help="validate SOURCE and publish DEST/NAME.zip with a run report")
@@ -49,8 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--subsets", type=lambda v: [s for s in v.split(",") if s], default=None, help="e.g. train,validation")
     export.add_argument("--per-subset", action="store_true", help="also write DEST/NAME-<subset>.zip")
     export.add_argument("--on-invalid", choices=[o.value for o in OnInvalid], default="fail")
-    export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
-    export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST")
+    export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
+    export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST (no credentials)")
+    export.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
+    export.add_argument("--dest-block", help="Prefect block with DEST's credentials: secret/NAME or aws-credentials/NAME")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
     export.set_defaults(run=_export)
     return parser
@@ -82,9 +86,13 @@ def _run_flow(flow, **parameters) -> Any:
 def _export(args: argparse.Namespace) -> int:
     from openimages_etl.flows import export_open_images
 
+    # Refused before the run exists: its parameters are stored on the Prefect server.
+    refuse_credentials(args.source, args.storage_options, "source")
+    refuse_credentials(args.dest, args.dest_storage_options, "destination")
     report = _run_flow(export_open_images, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
                        subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
-                       source_options=args.storage_options, dest_options=args.dest_storage_options, work_dir=args.work_dir)
+                       source_options=args.storage_options, dest_options=args.dest_storage_options,
+                       source_block=args.source_block, dest_block=args.dest_block, work_dir=args.work_dir)
     _print_summary(report)
     return 0
 
@@ -92,7 +100,8 @@ def _export(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
-    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options)
+    refuse_credentials(args.source, args.storage_options, "source")
+    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options, source_block=args.source_block)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
 
@@ -112,7 +121,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
-    print(f"published: {report['output']}")
+    if report.get("note"):
+        print(report["note"])
+    print(f"{report['status']}: {report['output']}")
     for subset, counts in report["subsets"].items():
         print(f"  {subset}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if report["errors_total"]:

@@ -62,10 +62,11 @@ def partition_table(layout: Layout, check: TableCheck, keys: Keys, subsets: list
     subset_of = pl.read_parquet(keys.images, columns=[ImageList.image_id, "subset"])
     name = OUTPUT_NAMES[table.kind]
     parts = out_dir / "parts"
-    published, rejected, not_selected = Counter(), 0, 0
+    published, rejected, not_selected, rows_in = Counter(), 0, 0, 0
     handles: dict[str, object] = {}
     try:
         for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
+            rows_in += batch.height
             keep = ~pl.col(LINE).is_in(bad_lines)
             if ImageList.image_id in batch.columns:
                 keep &= ~pl.col(ImageList.image_id).is_in(bad_images)
@@ -92,5 +93,4 @@ def partition_table(layout: Layout, check: TableCheck, keys: Keys, subsets: list
     finally:
         for handle in handles.values():
             handle.close()
-    rows_in = sum(published.values()) + rejected + not_selected
     return PartitionResult(table.path, table.kind, rows_in, dict(published), rejected, not_selected)

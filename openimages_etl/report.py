@@ -13,8 +13,10 @@ COUNT_KINDS = ("images", "boxes", "labels", "masks")
 
 def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
                  finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
-                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected."""
+                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
+                 media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected; `media` per kind:
+    in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed."""
     return {
         "status": status,
         "source": source,
@@ -24,6 +26,7 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "subsets": subsets,
         "files": files,
         "rejected": {f["file"]: f["rejected"] for f in files if f.get("rejected")},
+        "media": media or {},
         "errors": [s.as_dict() for s in failures.samples],
         "error_counts": failures.counts,
         "errors_total": failures.total,
@@ -32,6 +35,7 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "finished": finished.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds(), 3),
         "version": __version__,
+        "run": run or {},
     }
 
 
@@ -44,7 +48,7 @@ def counts_table(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def to_markdown(report: dict[str, Any]) -> str:
-    icon = "✅" if report["status"] == "published" else "❌"
+    icon = "✅" if report["status"] in ("published", "unchanged") else "❌"
     lines = [
         f"# {icon} Open Images export: {report['status']}",
         "",
@@ -53,6 +57,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         *[f"- **{subset} only**: {_link(url)}" for subset, url in report.get("outputs", {}).items()],
         f"- **Image size**: {report['image_size']}",
         f"- **Started**: {report['started']} · **Duration**: {report['duration_s']} s · openimages-etl {report['version']}",
+        *([f"- **Note**: {report['note']}"] if report.get("note") else []),
         "",
     ]
     if report["subsets"]:
@@ -63,6 +68,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["## Input files", "", "| file | kind | rows in | published | rejected | not selected |", "|---|---|---|---|---|---|"]
         lines += [f"| `{f['file']}` | {f['kind']} | {f['rows_in']} | {sum(f['published'].values())} | {f['rejected']} | {f['not_selected']} |"
                   for f in report["files"]]
+        lines.append("")
+    if report.get("media"):
+        lines += ["## Media files", "", "| kind | in | published | rejected |", "|---|---|---|---|"]
+        lines += [f"| {kind} | {c['in']} | {c['published']} | {c['rejected']} |" for kind, c in report["media"].items()]
         lines.append("")
     if report["errors_total"]:
         lines += [f"## Errors ({report['errors_total']} in all)", "", "| file | check | column | count |", "|---|---|---|---|"]

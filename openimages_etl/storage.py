@@ -20,7 +20,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from .config import Limits
-from .errors import PublishError, SourceError, UnsafeSourceError, storage_error
+from .errors import PublishError, SourceError, UnsafeSourceError, UsageError, storage_error
 
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
@@ -68,6 +68,27 @@ def scrub(message: object, storage_options: dict[str, Any]) -> str:
     for secret in sorted({*secret_values(storage_options), *env} - {""}, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def refuse_credentials(url: str, storage_options: dict[str, Any] | None, what: str) -> None:
+    """Credentials must come from a Prefect block or the environment: a run's URLs and options are stored
+    as flow-run parameters, shown in the UI and logged, so neither may carry one."""
+    hint = "put credentials in a Prefect Secret or AwsCredentials block (see SECURITY.md) or the environment"
+    if any(urlsplit(part).username or urlsplit(part).password for part in url.split("::") if "://" in part):
+        raise UsageError(f"{what} URL {display_url(url)} holds credentials: {hint}")
+    keys = [k for k in _secret_keys(storage_options or {})]
+    if keys:
+        raise UsageError(f"{what} storage options {keys} look like credentials: {hint}")
+
+
+def _secret_keys(options: dict[str, Any]) -> list[str]:
+    keys = []
+    for key, value in options.items():
+        if isinstance(value, dict):
+            keys += _secret_keys(value)
+        elif _SECRET_KEY.search(str(key)) and value not in (None, "", False):
+            keys.append(str(key))
+    return keys
 
 
 def archive_kind(path: str) -> str | None:
