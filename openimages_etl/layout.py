@@ -69,7 +69,7 @@ class Layout:
 
 def read_header(fs, path: str) -> list[str]:
     with fs.open(path, "rb") as raw:
-        first = raw.readline(1 << 20).decode("utf-8-sig", errors="replace")
+        first = raw.read(1 << 20).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")  # fsspec files: no readline(n)
     return next(csv.reader(io.StringIO(first)), [])
 
 
