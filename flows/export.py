@@ -25,7 +25,7 @@ from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.storage import display_url, refuse_credentials, safe_name, url_stem
+from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
@@ -101,7 +101,7 @@ def export_open_images(
         work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
     """
     started = datetime.now(timezone.utc)
-    name = safe_name(name or url_stem(source), "export name")
+    name = plain_file_name(name or url_stem(source), "export name")
     refuse_credentials(source, source_options, "source")
     refuse_credentials(dest, dest_options, "destination")
     source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)

@@ -39,6 +39,13 @@ def safe_name(value: str, what: str) -> str:
     return value
 
 
+def plain_file_name(value: str, what: str) -> str:
+    """A name given by a user that becomes a file at DEST: any characters but separators, `..`, NUL or a leading dot."""
+    if not value or value.startswith(".") or any(bad in value for bad in ("/", "\\", "\0", "..")):
+        raise UsageError(f"{what} {value!r} must be a plain file name")
+    return value
+
+
 def display_url(url: str) -> str:
     """The URL without credentials or query string, for logs and reports."""
     if "::" in url:  # fsspec chained URL, e.g. zip://member::s3://bucket/x.zip
