@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -134,8 +133,6 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
 
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])
 def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(fault, cvat_dir, tmp_path, monkeypatch, capsys):
-    real_copy = shutil.copyfile
-
     def failing_copy(source, target):  # the fault only: half the bytes land, then the disk says no
         data = Path(source).read_bytes()
         Path(target).write_bytes(data[: len(data) // 2])
@@ -146,7 +143,6 @@ def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_writt
     assert main(["export", str(cvat_dir), str(dest), "--name", "ds"]) == 3
     assert os.strerror(fault) in capsys.readouterr().err
     assert list(dest.iterdir()) == []
-    monkeypatch.setattr(storage.shutil, "copyfile", real_copy)
 
 
 def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_dir, tmp_path):

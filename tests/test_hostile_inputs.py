@@ -1,6 +1,7 @@
 """The hostile corpus through the readers: each case gets its clear error, nothing lands outside the work dir."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_images(case):
     data, _, height, width = convert_image(build(), target)
     assert (height, width) == expected
     if target:
-        with Image.open(__import__("io").BytesIO(data)) as out:
+        with Image.open(io.BytesIO(data)) as out:
             assert out.mode == "RGB" and (out.height, out.width) == expected
             assert out.getpixel((1, 1)) != (255, 255, 255)  # 16-bit grey scaled, not clipped to white
 
