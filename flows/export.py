@@ -109,18 +109,10 @@ def export_open_images(
                   "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     logger = get_run_logger()
     # One run at a time per DEST/NAME; a run repeating a published export (same source version and parameters) stops here.
-    with export_lock(dest, name) as waited:
+    with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited)
         if run.get("previous"):
             return report_unchanged(run, name)
-        return _export(source, source_options, dest, dest_options, name, image_size, subsets, per_subset, on_invalid,
-                       work_dir, started, run, logger)
-
-
-def _export(source, source_options, dest, dest_options, name, image_size, subsets, per_subset, on_invalid, work_dir,
-            started, run, logger) -> dict[str, Any]:
-    """Steps 1-4 under the destination's lock."""
-    with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         work = Path(tmp)
         out = work / "out"
         layout, keys, checks, failures = check_source(source, source_options, work)

@@ -11,10 +11,10 @@ from fsspec.implementations.local import LocalFileSystem
 from PIL import Image
 
 from openimages_etl.cli import main
-from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError
+from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError, UsageError
 from openimages_etl.layout import discover
 from openimages_etl.media import MediaError, convert_image, convert_mask
-from openimages_etl.storage import DatasetRoot, stage_source
+from openimages_etl.storage import DatasetRoot, plain_file_name, safe_name, stage_source
 from openimages_etl.tables import iter_batches
 
 from . import hostile
@@ -123,7 +123,15 @@ def test_masks(case):
         assert convert_mask(build(), (8, 8)).startswith(b"\x89PNG")
 
 
-ESCAPES = ["../../../escaped", "/tmp/escaped", "a/../../escaped", "bad\0name"]
+ESCAPES = ["../../../escaped", "/tmp/escaped", "a/../../escaped"]
+
+
+@pytest.mark.parametrize("value", [*ESCAPES, "bad\0name", "C:\\x", "..", ".hidden", "", "a\\..\\b"])
+def test_the_guard_on_values_that_become_file_names(value):
+    with pytest.raises(UnsafeSourceError):
+        safe_name(value, "ImageID")
+    with pytest.raises(UsageError):
+        plain_file_name(value, "export name")
 
 
 @pytest.mark.slow
