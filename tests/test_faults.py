@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +19,7 @@ from openimages_etl import storage
 from openimages_etl.cli import main
 from openimages_etl.errors import PublishError, SourceError, UnreadableFileError, is_transient, storage_error
 from openimages_etl.flows import export_open_images
+from openimages_etl.runlock import export_lock
 
 from .conftest import make_archive
 from .faultproxy import FaultProxy, Rule
@@ -157,17 +158,13 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
 @pytest.mark.slow
 def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_path):
     source, dest = str(make_archive(cvat_dir, "zip")), str(tmp_path / "dest")
-    start = threading.Barrier(2)
-
-    def run(_):
-        start.wait()
-        return export_open_images(source=source, dest=dest, name="ds")
-
-    with ThreadPoolExecutor(2) as pool:
-        reports = list(pool.map(run, range(2)))
+    with ThreadPoolExecutor(2) as pool, export_lock(dest, "ds"):  # held here so that both runs queue behind it
+        futures = [pool.submit(export_open_images, source=source, dest=dest, name="ds") for _ in range(2)]
+        time.sleep(5)
+    reports = [future.result() for future in futures]
     assert sorted(r["status"] for r in reports) == ["published", "unchanged"]
     unchanged = next(r for r in reports if r["status"] == "unchanged")
-    assert "already holds this export" in unchanged["note"] and unchanged["run"]["lock_waited_s"] > 0
+    assert "already holds this export" in unchanged["note"] and unchanged["run"]["lock_waited_s"] > 1
     assert sorted(p.name for p in Path(dest).iterdir()) == ["ds.report.json", "ds.report.md", "ds.zip"]
     published = json.loads((Path(dest) / "ds.report.json").read_text())
     assert published["run"]["idempotency_key"] == unchanged["run"]["idempotency_key"]
