@@ -1,1 +1,82 @@
-"""deployments"""
+"""The export flows as Prefect deployments: ad-hoc runs from the UI, a cron schedule, a run per uploaded archive.
+
+One definition, two ways to run it (both from `openimages-etl`):
+- `serve`: `prefect.serve` in the calling process, no work pool; runs start as subprocesses of it.
+- `deploy --pool NAME`: registered for a process work pool, run by `prefect worker start --pool NAME`.
+The flows are referenced by module path (`openimages_etl.flows...`), so any machine with the package
+installed runs them; no code storage step is needed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prefect import get_client, serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events import DeploymentEventTrigger
+from prefect.exceptions import ObjectNotFound
+from prefect.types.entrypoint import EntrypointType
+
+from openimages_etl.config import ImageSize
+from openimages_etl.errors import UsageError
+from openimages_etl.events import OBJECT_CREATED
+from openimages_etl.flows import export_new_archives, export_open_images
+from openimages_etl.objects import ARCHIVE_PATTERNS, canonical_url
+
+ADHOC, SCHEDULED, ON_UPLOAD = "adhoc", "scheduled", "on-upload"
+TAGS = ["openimages-etl"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What differs between installations: where archives land, where exports go, when the schedule runs."""
+
+    source: str
+    dest: str
+    cron: str = "0 * * * *"
+    image_size: ImageSize = ImageSize.original
+    patterns: tuple[str, ...] = ARCHIVE_PATTERNS
+    concurrency: int = 1
+
+
+def build_deployments(settings: Settings) -> list[RunnerDeployment]:
+    """The three deployments; each only overrides flow defaults, so the UI form still offers every parameter."""
+    # absolute URLs: a worker may start in another folder than this command
+    prefix = canonical_url(settings.source)
+    shared = {"dest": canonical_url(settings.dest), "image_size": settings.image_size.value}
+    watched = {**shared, "source": prefix, "patterns": list(settings.patterns)}
+    common = {"tags": TAGS, "entrypoint_type": EntrypointType.MODULE_PATH}
+    return [
+        export_open_images.to_deployment(
+            ADHOC, parameters=shared, concurrency_limit=settings.concurrency, **common,
+            description="Export one dataset: fill in the form (Run > Custom run) with its source."),
+        export_new_archives.to_deployment(
+            SCHEDULED, cron=settings.cron, parameters=watched, **common,
+            # a run still busy when the next one is due makes the next one pointless
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            description=f"Export the archives under {settings.source} that are new since the last run."),
+        export_new_archives.to_deployment(
+            ON_UPLOAD, parameters=watched, **common,
+            concurrency_limit=ConcurrencyLimitConfig(limit=settings.concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            triggers=[DeploymentEventTrigger(
+                name=f"openimages-etl: archive uploaded under {prefix}",
+                expect={OBJECT_CREATED}, match={"prefect.resource.id": f"{prefix}/*"},
+                for_each={"prefect.resource.id"}, parameters={"source": "{{ event.resource.id }}"})],
+            description=f"Export each archive announced by `openimages-etl watch` or `relay` under {settings.source}."),
+    ]
+
+
+def serve_deployments(settings: Settings, limit: int | None = None) -> None:
+    """Run the deployments from this process until interrupted (Ctrl-C pauses their schedules)."""
+    serve(*build_deployments(settings), limit=limit)
+
+
+def deploy_to_pool(settings: Settings, pool: str) -> list[str]:
+    """Register the deployments for a process work pool; `prefect worker start --pool POOL` then runs them.
+    (`prefect.deploy` would do the same, but in Prefect 3.8 its check for online workers fails with a 422.)"""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            raise UsageError(f"no work pool {pool!r}: create it with `prefect work-pool create {pool} --type process`") from None
+    return [f"{d.flow_name}/{d.name}" for d in build_deployments(settings) if d.apply(work_pool_name=pool)]

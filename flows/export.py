@@ -4,7 +4,7 @@
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder.
-4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report.
+4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report and its pictures.
 """
 from __future__ import annotations
 
@@ -14,44 +14,43 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from pydantic import Field
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
-from openimages_etl.config import IMAGES_PER_TASK, ImageSize, OnInvalid
-from openimages_etl.convert import BatchResult
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, IMAGES_PER_TASK, ImageSize, OnInvalid
+from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
+from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
 
-OPTIONS_HELP = "fsspec storage options without credentials (endpoint_url, region, anon...); credentials are refused here."
-BLOCK_HELP = "Prefect block holding the credentials: secret/NAME (JSON fsspec options) or aws-credentials/NAME."
-
-
-def check_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
-    """Steps 1 and 2, shared by both flows."""
+def check_source(source: str, storage_options: dict[str, Any], work: Path,
+                 keep: int = FAILURES_KEPT_PER_CHECK) -> tuple[Layout, Keys, list[TableCheck], FailureSummary]:
+    """Steps 1 and 2, shared by both flows; `keep` failing rows of each check are reported, all are counted."""
     root = fetch_source(source, storage_options, work)
     layout = discover_layout(root, work)
     keys = index_dataset(layout, work)
-    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work)).result()
+    checks = validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep)).result()
     return layout, keys, checks, FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
 
 
 @flow(name="validate-open-images")
 def validate_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    source_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
-    source_block: str | None = Field(default=None, description=BLOCK_HELP),
+    source: str,
+    source_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
+    errors_per_check: int = 1000,
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
@@ -59,10 +58,11 @@ def validate_open_images(
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
         source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
         source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
+        errors_per_check: Failing rows listed per file and check (all are counted).
     """
     refuse_credentials(source, source_options, "source")
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys, checks, failures = check_source(source, storage_options(source_options, source_block), Path(tmp))
+        layout, keys, checks, failures = check_source(source, storage_options(source_options, source_block), Path(tmp), errors_per_check)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
@@ -71,18 +71,18 @@ def validate_open_images(
 
 @flow(name="export-open-images")
 def export_open_images(
-    source: str = Field(description="Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://)."),
-    dest: str = Field(description="Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md."),
-    name: str | None = Field(default=None, description="Export name; defaults to the source's file name without extension."),
-    image_size: ImageSize = Field(default=ImageSize.original, description="original: bytes as they are; 300k/200k: TFDS resizing to that many pixels, JPEG q72."),
-    subsets: list[str] | None = Field(default=None, description="Subsets to export (e.g. train, validation); all when empty."),
-    per_subset: bool = Field(default=False, description="Also publish NAME-<subset>.zip for each subset."),
-    on_invalid: OnInvalid = Field(default=OnInvalid.fail, description="fail: publish nothing when a row is invalid; drop: leave such rows out and publish."),
-    source_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
-    dest_options: dict[str, Any] | None = Field(default=None, description=OPTIONS_HELP),
-    source_block: str | None = Field(default=None, description=BLOCK_HELP),
-    dest_block: str | None = Field(default=None, description=BLOCK_HELP),
-    work_dir: str | None = Field(default=None, description="Local scratch folder (shared by all workers on a cluster); a temporary one when empty."),
+    source: str,
+    dest: str,
+    name: str | None = None,
+    image_size: ImageSize = ImageSize.original,
+    subsets: list[str] | None = None,
+    per_subset: bool = False,
+    on_invalid: OnInvalid = OnInvalid.fail,
+    source_options: dict[str, Any] | None = None,
+    dest_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
+    dest_block: str | None = None,
+    work_dir: str | None = None,
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
@@ -112,20 +112,20 @@ def export_open_images(
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited)
         if run.get("previous"):
-            return report_unchanged(run, name)
+            return report_unchanged(run, name, dest)
         work = Path(tmp)
         out = work / "out"
         layout, keys, checks, failures = check_source(source, source_options, work)
         chosen = _choose_subsets(keys, subsets)
 
-        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None) -> dict[str, Any]:
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None,
+                   package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
-            write_report(report, name, dest, dest_options, work)
-            return report
+            return write_report(report, name, dest, dest_options, work, package, layout)
 
         if failures.total and on_invalid == OnInvalid.fail:
             finish("failed", {}, [], {})
@@ -133,8 +133,12 @@ def export_open_images(
 
         # 3. convert and partition by subset
         batches = [(s, o) for s in chosen for o in range(0, keys.images_per_subset.get(s, 0), IMAGES_PER_TASK)] if keys.has_image_files else []
-        images = convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
-                                    unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)).result()
+        to_convert = images_to_convert(keys, chosen) if batches else 0
+        advance(CONVERT, total=to_convert)
+        images = wait_with_progress(
+            convert_images.map([s for s, _ in batches], [o for _, o in batches], unmapped(IMAGES_PER_TASK), unmapped(layout),
+                               unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)),
+            lambda batch: batch.converted + batch.failures.total, to_convert, f"{artifact_key(name)}-conversion", f"Images of {name} converted")
         segmentations = [c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o) for c in segmentations for o in range(0, c.rows, IMAGES_PER_TASK)]
         masks = convert_masks.map([c for c, _ in mask_batches], [o for _, o in mask_batches], unmapped(IMAGES_PER_TASK),
@@ -162,7 +166,7 @@ def export_open_images(
             zip_name = name if key == "*" else f"{name}-{key}"
             local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
-        report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media)
+        report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])
         return report
 

@@ -2,17 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from .config import ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
-from .storage import refuse_credentials
+from .objects import ARCHIVE_PATTERNS
+from .progress import terminal_progress
+from .storage import refuse_credentials, url_stem
 
 EXIT_BUG = 4
 
@@ -23,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     try:
         return args.run(args)
+    except KeyboardInterrupt:  # how the long-running commands (serve, watch, relay) are stopped
+        return 130
     except OpenImagesETLError as exc:
         _print_error(exc)
         return exc.exit_code
@@ -41,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("source")
     validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
     validate.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
+    validate.add_argument("--max-errors", type=int, default=1000, help="failing rows printed per file and check (default: %(default)s)")
     validate.set_defaults(run=_validate)
 
     export = commands.add_parser("export", help="validate SOURCE and publish DEST/NAME.zip with a run report")
@@ -57,7 +65,49 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--dest-block", help="Prefect block with DEST's credentials: secret/NAME or aws-credentials/NAME")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
     export.set_defaults(run=_export)
+    _add_production_commands(commands)
+
+    inspect = commands.add_parser("inspect", help="print SOURCE's layout and counts per subset and class, chart it; export nothing")
+    inspect.add_argument("source")
+    inspect.add_argument("--charts-dir", default=None, help="folder for the chart PNGs (default: ./<source stem>.inspect)")
+    inspect.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    inspect.set_defaults(run=_inspect)
     return parser
+
+
+def _add_production_commands(commands: argparse._SubParsersAction) -> None:
+    """serve / deploy / watch / relay: the production triggers (README, "Running in production")."""
+    patterns = {"action": "append", "dest": "patterns", "metavar": "GLOB",
+                "help": f"file-name pattern of archives, repeatable (default: {' '.join(ARCHIVE_PATTERNS)})"}
+    for name, text, run in (("serve", "run the deployments from this process (no work pool needed)", _serve),
+                            ("deploy", "register the deployments for a process work pool", _deploy)):
+        command = commands.add_parser(name, help=text, description=f"{text}: ad-hoc (adhoc), cron (scheduled) "
+                                      "and event-triggered (on-upload) exports of the archives under SOURCE into DEST")
+        command.add_argument("source", help="folder or prefix (local path or fsspec URL) where archives are uploaded")
+        command.add_argument("dest", help="folder or fsspec URL the exports are published to")
+        command.add_argument("--cron", help="schedule of the incremental export, in UTC (default: hourly)")
+        command.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
+        command.add_argument("--pattern", **patterns)
+        command.add_argument("--concurrency", type=int, help="runs at a time of the adhoc and on-upload deployments (default: 1)")
+        if name == "deploy":
+            command.add_argument("--pool", required=True, help="process work pool (prefect work-pool create NAME --type process)")
+        command.set_defaults(run=run)
+
+    watch = commands.add_parser("watch", help="poll a folder or prefix; emit openimages.object.created per new or changed archive")
+    watch.add_argument("url", help="folder or prefix: local path, s3://, gs://, ...")
+    watch.add_argument("--pattern", **patterns)
+    watch.add_argument("--interval", type=float, default=30.0, help="seconds between listings (default: %(default)s)")
+    watch.add_argument("--state", default=None, help="JSON file of the versions already announced "
+                       "(default: one per URL under ~/.cache/openimages-etl/watch/)")
+    watch.add_argument("--once", action="store_true", help="list once, emit, exit")
+    watch.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for URL")
+    watch.set_defaults(run=_watch)
+
+    relay = commands.add_parser("relay", help="HTTP endpoint for S3/MinIO bucket notifications; emits openimages.object.created")
+    relay.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    relay.add_argument("--port", type=int, default=8787, help="(default: %(default)s)")
+    relay.add_argument("--pattern", **patterns)
+    relay.set_defaults(run=_relay)
 
 
 def _json(text: str) -> dict[str, Any]:
@@ -71,8 +121,10 @@ def _json(text: str) -> dict[str, Any]:
 
 
 def _run_flow(flow, **parameters) -> Any:
-    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set) and re-raise our own errors."""
-    state = flow(**parameters, return_state=True)
+    """Run a flow (Prefect's local mode unless PREFECT_API_URL is set) and re-raise our own errors.
+    Progress bars show on a terminal, drawn on Prefect's console so its log lines print above them."""
+    with terminal_progress(_prefect_console()):
+        state = flow(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, OpenImagesETLError):
         raise result
@@ -81,6 +133,20 @@ def _run_flow(flow, **parameters) -> Any:
         print(f"openimages-etl: internal error ({type(result).__name__}); please report it with the traceback above", file=sys.stderr)
         raise SystemExit(EXIT_BUG)
     return result
+
+
+def _prefect_console():
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    return next((h.console for h in logging.getLogger().handlers if isinstance(h, PrefectConsoleHandler)), None)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspection import inspect_source, to_text
+
+    charts_dir = Path(args.charts_dir or f"{url_stem(args.source)}.inspect").resolve()
+    print(to_text(inspect_source(args.source, args.storage_options, charts_dir)))
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -101,7 +167,8 @@ def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
     refuse_credentials(args.source, args.storage_options, "source")
-    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options, source_block=args.source_block)
+    summary = _run_flow(validate_open_images, source=args.source, source_options=args.storage_options, source_block=args.source_block,
+                        errors_per_check=args.max_errors)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
 
@@ -120,6 +187,76 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace):
+    from openimages_etl.deployments import Settings
+
+    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns)}
+    return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size),
+                    **{key: value for key, value in given.items() if value})
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments import serve_deployments
+
+    serve_deployments(_settings(args))
+    return 0
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments import deploy_to_pool
+
+    for name in deploy_to_pool(_settings(args), args.pool):
+        print(f"deployed {name} to work pool {args.pool}")
+    print(f"start a worker: prefect worker start --pool {args.pool}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments.emit import require_api, send_events
+    from openimages_etl.events import OBJECT_CREATED, WatchState, poll_once
+    from openimages_etl.objects import canonical_url
+    from openimages_etl.storage import display_url
+
+    require_api()
+    patterns = args.patterns or ARCHIVE_PATTERNS
+    state_path = Path(args.state) if args.state else _default_state(canonical_url(args.url, args.storage_options), patterns)
+    state = WatchState(state_path)
+    print(f"watching {display_url(args.url)} for {' '.join(patterns)} every {args.interval:g} s (state: {state_path})", flush=True)
+    while True:
+        try:
+            for obj in poll_once(args.url, patterns, state, send_events, args.storage_options):
+                print(f"emitted {OBJECT_CREATED} for {display_url(obj.url)} (version {obj.version})", flush=True)
+        except Exception as exc:  # a poller outlives outages of the store or the API: report, retry next time
+            if args.once:
+                raise
+            print(f"openimages-etl watch: {type(exc).__name__}: {exc}; retrying in {args.interval:g} s", file=sys.stderr, flush=True)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+def _default_state(url: str, patterns) -> Path:
+    digest = hashlib.sha256("\n".join([url, *patterns]).encode()).hexdigest()[:16]
+    return Path.home() / ".cache" / "openimages-etl" / "watch" / f"{digest}.json"
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from openimages_etl.deployments.emit import require_api, send_events
+    from openimages_etl.relay import RelayServer
+
+    require_api()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    token = os.environ.get("OPENIMAGES_RELAY_TOKEN")
+    server = RelayServer(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)
+    print(f"relay listening on http://{args.host}:{server.server_address[1]}/ "
+          f"({'token required' if token else 'no token: keep it on a private network'})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
 def _print_summary(report: dict[str, Any]) -> None:
     if report.get("note"):
         print(report["note"])
@@ -128,7 +265,8 @@ def _print_summary(report: dict[str, Any]) -> None:
         print(f"  {subset}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if report["errors_total"]:
         print(f"  {report['errors_total']} invalid rows left out (see the report)")
-    print(f"report: {report['output'].rsplit('.zip', 1)[0]}.report.md  ({report['duration_s']} s)")
+    stem = report['output'].rsplit('.zip', 1)[0]
+    print(f"report: {stem}.report.md, {stem}.report.html  ({report['duration_s']} s)")
 
 
 def _print_error(exc: OpenImagesETLError) -> None:
@@ -137,7 +275,7 @@ def _print_error(exc: OpenImagesETLError) -> None:
         for failure in exc.failures:
             print(f"  {failure}", file=sys.stderr)
         if exc.total > len(exc.failures):
-            print(f"  ... and {exc.total - len(exc.failures)} more (first rows of each check shown; see the report)", file=sys.stderr)
+            print(f"  ... and {exc.total - len(exc.failures)} more of the same checks (raise --max-errors to list them)", file=sys.stderr)
     elif isinstance(exc, UsageError):
         print("see: openimages-etl --help", file=sys.stderr)
 

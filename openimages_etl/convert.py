@@ -14,6 +14,7 @@ from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
+from .progress import CONVERT, counted
 from .storage import file_slug, member_path, read_member, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
@@ -35,6 +36,10 @@ def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
             .sort(ImageList.image_id))
 
 
+def images_to_convert(keys: Keys, subsets: list[str]) -> int:
+    return sum(images_of(keys, subset).select(pl.len()).collect().item() for subset in subsets)
+
+
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
                         out_dir: Path, target_pixels: int | None) -> BatchResult:
     fs, base = layout.root.open_fs()
@@ -42,7 +47,7 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     folder = out_dir / "images" / subset
     folder.mkdir(parents=True, exist_ok=True)
     sizes, failed, written = [], [], 0
-    for image_id, path, list_file, line in rows.iter_rows():
+    for image_id, path, list_file, line in counted(rows.iter_rows(), CONVERT):
         try:
             safe_name(image_id, "ImageID")
             data, extension, height, width = convert_image(read_member(fs, member_path(base, path), path), target_pixels)

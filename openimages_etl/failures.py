@@ -20,6 +20,7 @@ def failure_frame(rows: list[dict] | None = None) -> pl.DataFrame:
 class FailureLog:
     """Accumulates failure frames without growing with the data: counts are exact, samples capped."""
 
+    keep: int = FAILURES_KEPT_PER_CHECK
     samples: pl.DataFrame = field(default_factory=failure_frame)
     counts: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={**{k: pl.String for k in GROUP}, "count": pl.Int64}))
 
@@ -29,7 +30,7 @@ class FailureLog:
         frame = frame.select(FAILURE_COLUMNS.keys()).cast(FAILURE_COLUMNS)
         self.counts = pl.concat([self.counts, frame.group_by(GROUP, maintain_order=True).len("count").cast({"count": pl.Int64})]).group_by(
             GROUP, maintain_order=True).agg(pl.col("count").sum())
-        self.samples = pl.concat([self.samples, frame]).group_by(GROUP, maintain_order=True).head(FAILURES_KEPT_PER_CHECK)
+        self.samples = pl.concat([self.samples, frame]).group_by(GROUP, maintain_order=True).head(self.keep)
 
     @property
     def total(self) -> int:

@@ -47,7 +47,9 @@ def counts_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"subset": subset, **{k: counts.get(k, 0) for k in COUNT_KINDS}} for subset, counts in report["subsets"].items()]
 
 
-def to_markdown(report: dict[str, Any]) -> str:
+def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
+    """`pictures_base` prefixes the pictures' links (relative to the report by default); None lists them instead
+    of showing them, for a reader that cannot open the destination (a Prefect artifact of an s3:// export)."""
     icon = "✅" if report["status"] in ("published", "unchanged") else "❌"
     lines = [
         f"# {icon} Open Images export: {report['status']}",
@@ -79,6 +81,12 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines += ["", "First failing rows of each check:", "", "| file | line | column | check | value |", "|---|---|---|---|---|"]
         lines += [f"| `{e['file']}` | {e['row'] or ''} | {e['column'] or ''} | {e['check']} | `{_cell(e['value'])}` |" for e in report["errors"]]
         lines.append("")
+    pictures = report.get("pictures", {})
+    if pictures.get("files"):
+        lines += ["## Pictures", "", f"All of them on one page: `{pictures['html']}` (self-contained, opens in any browser).", ""]
+        for picture in pictures["files"]:
+            shown = f"![{picture['title']}]({pictures_base}{picture['file']})" if pictures_base is not None else f"`{picture['file']}`"
+            lines += [f"**{picture['title']}**", "", shown, ""]
     return "\n".join(lines)
 
 

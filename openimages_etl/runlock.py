@@ -23,6 +23,7 @@ from typing import Any
 
 import fsspec
 
+from .objects import version_of
 from .storage import display_url, is_local, join_url
 
 
@@ -46,14 +47,13 @@ def export_lock(dest: str, name: str) -> Iterator[float]:
 
 
 def source_version(url: str, storage_options: dict[str, Any]) -> dict[str, Any] | None:
-    """What identifies this version of an archive (size and etag or mtime); None for folders, whose
+    """What identifies this version of an archive (as `objects.version_of` names it); None for folders, whose
     contents have no single version, so runs of a folder are never skipped."""
     fs, path = fsspec.core.url_to_fs(url, **storage_options)
     info = fs.info(path)
     if info.get("type") == "directory":
         return None
-    stamp = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
-    return {"url": display_url(url), "size": info.get("size"), "stamp": str(stamp)}
+    return {"url": display_url(url), "version": version_of(info)}
 
 
 def idempotency_key(version: dict[str, Any] | None, parameters: dict[str, Any]) -> str | None:

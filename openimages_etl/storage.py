@@ -5,7 +5,6 @@ import gzip
 import lzma
 import os
 import re
-import shutil
 import stat
 import tarfile
 import uuid
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
+from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileSystem
 
 from .config import Limits
@@ -24,7 +24,7 @@ from .errors import PublishError, SourceError, UnsafeSourceError, UsageError, st
 
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
-COPY_CHUNK = 1 << 20
+COPY_CHUNK = 8 << 20
 RATIO_FLOOR_BYTES = 1 << 20  # smaller members are not ratio-checked: they cannot be bombs
 # Raised while reading a member of an archive whose bytes do not match its directory (truncated, lying sizes, bad CRC).
 ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
@@ -244,9 +244,10 @@ def _extract_tar(fs: fsspec.AbstractFileSystem, path: str, target: Path, shown: 
         raise SourceError(f"{shown}: empty archive")
 
 
-def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any]) -> str:
+def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any], callback: Callback = DEFAULT_CALLBACK) -> str:
     """Put a finished local file at `dest_url` so that it appears whole or not at all:
-    a rename within the destination folder locally, one upload (complete or absent) on object stores."""
+    a rename within the destination folder locally, one upload (complete or absent) on object stores.
+    `callback` hears the bytes as they go (fsspec's convention)."""
     try:
         fs, path = fsspec.core.url_to_fs(dest_url, **storage_options)
         if is_local(fs):
@@ -254,16 +255,24 @@ def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any
             parent.mkdir(parents=True, exist_ok=True)
             partial = parent / f".{Path(path).name}.part-{uuid.uuid4().hex[:8]}"
             try:
-                shutil.copyfile(local_path, partial)
+                _copy(local_path, partial, callback)
                 os.replace(partial, path)
             finally:
                 partial.unlink(missing_ok=True)
         else:
-            fs.put_file(str(local_path), path)
+            fs.put_file(str(local_path), path, callback=callback)
     except OSError as exc:
         raise storage_error(PublishError, f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: "
                             f"{scrub(exc, storage_options)}", exc) from exc
     return dest_url
+
+
+def _copy(source: Path, target: Path, callback: Callback) -> None:
+    callback.set_size(source.stat().st_size)
+    with source.open("rb") as reader, target.open("wb") as writer:
+        while chunk := reader.read(COPY_CHUNK):
+            writer.write(chunk)
+            callback.relative_update(len(chunk))
 
 
 def read_member(fs: fsspec.AbstractFileSystem, path: str, shown: str) -> bytes:

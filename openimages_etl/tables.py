@@ -106,15 +106,16 @@ def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
         if name not in frame.columns or column.dtype.type == pl.String:
             continue
         target = column.dtype.type
-        parsed = pl.col(name).cast(pl.Float64, strict=False)
+        number = pl.col(name).cast(pl.Float64, strict=False)
         if target != pl.Float64:
-            parsed = pl.when(parsed == parsed.round()).then(parsed).otherwise(None).cast(target, strict=False)
-        elif column.nullable:
-            parsed = parsed.fill_nan(None)  # "nan" in an optional column means "not given"
+            parsed = pl.when(number == number.round()).then(number).otherwise(None).cast(target, strict=False)
+        else:
+            parsed = number.fill_nan(None) if column.nullable else number  # "nan" in an optional column: not given
         casts.append(parsed.alias(name))
+        unparsed = number.is_null() if target == pl.Float64 else parsed.is_null()
         failures.append(
             frame.lazy()
-            .filter(pl.col(name).is_not_null() & parsed.is_null())
+            .filter(pl.col(name).is_not_null() & unparsed)
             .select(pl.col(LINE).alias("row"), pl.lit(name).alias("column"),
                     pl.lit(f"is {'a number' if target == pl.Float64 else 'an integer'}").alias("check"),
                     pl.col(name).alias("value"))

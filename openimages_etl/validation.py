@@ -13,8 +13,10 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SAFE_NAME
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
+from .config import FAILURES_KEPT_PER_CHECK
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
+from .progress import track_rows
 from .storage import file_slug, member_path
 from .tables import LINE, check_batch, iter_batches, typed
 
@@ -153,14 +155,16 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
     log.add(failure_frame([{"file": path, "row": None, "column": "LabelName", **p} for p in problems]))
 
 
-def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path) -> TableCheck:
+def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
+                   keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
     fs, base = layout.root.open_fs()
-    log, rejected, jobs, rows = FailureLog(), [], [], 0
+    log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     label_names = pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()
     image_ids = pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()
     mask_names = pl.read_parquet(layout.mask_files, columns=["name"]).to_series() if table.kind == "masks" else None
-    for batch in iter_batches(fs, member_path(base, table.path), table.columns, table.header, table.path):
+    path = member_path(base, table.path)
+    for batch in track_rows(iter_batches(fs, path, table.columns, table.header, table.path), fs.size(path)):
         rows += batch.height
         frame, parse_failures = typed(batch, table.kind)
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)

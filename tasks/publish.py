@@ -1,18 +1,22 @@
-"""Publish: zip the staged export, put it at the destination atomically, write the run report."""
+"""Publish: zip the staged export, put it at the destination atomically, write the run report and its pictures."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from openimages_etl.layout import Layout
 from openimages_etl.package import build_zip
+from openimages_etl.progress import UploadProgress
 from openimages_etl.report import counts_table, to_json, to_markdown
+from openimages_etl.report_visuals import export_visuals, failure_visuals, to_html, write_visuals
 from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers, source_version
 from openimages_etl.storage import display_url, join_url, publish_file
+from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.validation import Keys
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
@@ -42,13 +46,13 @@ def claim_destination(source: str, source_options: dict[str, Any], dest: str, de
 
 
 @task(name="report-unchanged", cache_policy=NONE)
-def report_unchanged(run: dict[str, Any], name: str) -> dict[str, Any]:
+def report_unchanged(run: dict[str, Any], name: str, dest: str) -> dict[str, Any]:
     """A repeated run publishes nothing: its report is the published one, marked unchanged, with a note why."""
     previous = run.pop("previous")
     note = (f"Nothing written: the destination already holds this export (same source version and parameters), "
             f"published at {previous['finished']}" + (f"; waited {run['lock_waited_s']} s for that run" if run["lock_waited_s"] > 1 else ""))
     report = {**previous, "status": "unchanged", "note": note, "run": run}
-    _artifacts(report, name)
+    _artifacts(report, name, dest)
     get_run_logger().info("%s", note)
     return report
 
@@ -64,27 +68,45 @@ def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
 @task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
-    url = publish_file(local, join_url(dest, local.name), storage_options)
+    url = publish_file(local, join_url(dest, local.name), storage_options, UploadProgress())
     get_run_logger().info("Published %s", display_url(url))
     return url
 
 
 @task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path) -> str:
-    """JSON and Markdown next to the zip (Markdown last: its presence means the run is over), plus UI artifacts."""
+def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
+                 package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
+    """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,
+    then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
+    Returns the report with its `pictures`."""
+    started = time.perf_counter()
+    folder = work_dir / "report" / f"{name}.report"
+    visuals = export_visuals(str(package), work_dir / "report") if package is not None else []
+    if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
+        visuals += failure_visuals(layout, report["errors"])
+    files = write_visuals(visuals, folder)
+    report = {**report, "pictures": {"html": f"{name}.report.html", "files": files, "seconds": round(time.perf_counter() - started, 3)}}
+    for visual in visuals:
+        publish_file(folder / visual.file, join_url(dest, f"{folder.name}/{visual.file}"), storage_options)
     markdown = to_markdown(report)
-    for suffix, text in ((".report.json", to_json(report)), (".report.md", markdown)):
+    for suffix, text in ((".report.html", to_html(report, visuals)), (".report.json", to_json(report)), (".report.md", markdown)):
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
-    _artifacts(report, name)
-    get_run_logger().info("Report written: %s", display_url(join_url(dest, f"{name}.report.json")))
-    return join_url(dest, f"{name}.report.json")
+    _artifacts(report, name, dest)
+    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
+                          display_url(join_url(dest, f"{name}.report.md")))
+    return report
 
 
-def _artifacts(report: dict[str, Any], name: str) -> None:
-    key = "openimages-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    create_markdown_artifact(markdown=to_markdown(report), key=f"{key}-report", description=f"Run report of {name}")
+def _artifacts(report: dict[str, Any], name: str, dest: str) -> None:
+    key = artifact_key(name)
+    # A browser opens http(s) destinations only: elsewhere the artifact names the pictures instead of showing them.
+    base = dest.rstrip("/") + "/" if dest.startswith(("http://", "https://")) else None
+    create_markdown_artifact(markdown=to_markdown(report, base), key=f"{key}-report", description=f"Run report of {name}")
+    if report["output"]:
+        create_link_artifact(link=report["output"], link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
+                             description=f"The published zip of {name}")
     if report["subsets"]:
         create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")

@@ -21,8 +21,8 @@ def index_dataset(layout: Layout, work_dir: Path) -> Keys:
 
 @task(name="validate-csv", task_run_name="validate-{table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def validate_csv(table: CsvFile, layout: Layout, keys: Keys, work_dir: Path) -> TableCheck:
-    check = validate_table(layout, table, keys, work_dir)
+def validate_csv(table: CsvFile, layout: Layout, keys: Keys, work_dir: Path, keep: int) -> TableCheck:
+    check = validate_table(layout, table, keys, work_dir, keep)
     logger = get_run_logger()
     logger.info("%s: %d rows, %d failures", table.path, check.rows, check.failures.total)
     for failure in check.failures.samples[:5]:

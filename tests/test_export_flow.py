@@ -126,3 +126,13 @@ def test_cli_exit_codes(sample_dirs, tmp_path, arguments, code, capsys):
         assert "train-annotations-bbox.csv:3 column XMin" in capsys.readouterr().err
     if arguments[0] == "export" and code != 0:
         assert not list((tmp_path / "out").glob("*.zip")) if (tmp_path / "out").exists() else True
+
+
+def test_annotation_only_source_exports_annotations_and_sizes(cvat_dir, tmp_path):
+    """No images at all (CVAT's import upload): sizes come from images.meta, masks are sized by it."""
+    shutil.rmtree(cvat_dir / "images")
+    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ann")
+    assert report["subsets"]["train"] == {"images": 6, "boxes": 12, "labels": 12, "masks": 6}
+    members = _members(tmp_path / "ann.zip")
+    assert not any(m.startswith("images/") for m in members)
+    assert "annotations/images.meta" in members and sum(m.startswith("masks/") for m in members) == 9

@@ -1,0 +1,84 @@
+"""The incremental flow: export each archive under a prefix that the destination has not exported yet.
+
+1. find-new-archives: list SOURCE (a prefix, or one archive) with each object's version (ETag, or size and
+   mtime); keep the versions missing from DEST's ledger (`DEST/.openimages-etl/exported/`).
+2. export-open-images: one subflow run per new archive, with its own report and artifacts.
+3. record-export: add the version to the ledger once its outcome is final: published, or rejected for a
+   reason in the archive itself (invalid data, unreadable archive). Destination errors and crashes are not
+   recorded, so the next run tries again.
+
+The scheduled deployment runs this over a prefix; the event-triggered one over the object an event names.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
+from prefect.states import State
+
+from openimages_etl.config import ImageSize, OnInvalid
+from openimages_etl.errors import OpenImagesETLError, PublishError
+from openimages_etl.objects import ARCHIVE_PATTERNS
+from openimages_etl.storage import display_url, refuse_credentials
+from openimages_etl.tasks.credentials import storage_options
+from openimages_etl.tasks.ledger import find_new_archives, record_outcome
+
+from .export import export_open_images
+
+
+@flow(name="export-new-archives")
+def export_new_archives(
+    source: str,
+    dest: str,
+    patterns: tuple[str, ...] = ARCHIVE_PATTERNS,
+    image_size: ImageSize = ImageSize.original,
+    on_invalid: OnInvalid = OnInvalid.fail,
+    source_options: dict[str, Any] | None = None,
+    dest_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
+    dest_block: str | None = None,
+) -> list[dict[str, Any]]:
+    """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
+
+    Args:
+        source: Folder or prefix holding archives (local path or fsspec URL), or one archive's URL.
+        dest: Destination folder: local path or fsspec URL. Gets NAME.zip and its report per archive.
+        patterns: File-name patterns of the archives to export.
+        image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
+        on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
+        source_options: fsspec storage options for the source.
+        dest_options: fsspec storage options for the destination.
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
+        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
+    """
+    refuse_credentials(source, source_options, "source")
+    refuse_credentials(dest, dest_options, "destination")
+    resolved = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    new = find_new_archives(source, patterns, dest, *resolved)
+    outcomes = []
+    for obj in new:
+        state = export_open_images(source=obj.url, dest=dest, image_size=image_size, on_invalid=on_invalid,
+                                   source_options=source_options, dest_options=dest_options, source_block=source_block,
+                                   dest_block=dest_block, return_state=True)
+        outcome = _outcome(state)
+        if outcome["status"] != "error":
+            record_outcome(obj, outcome, dest, resolved[1])
+        outcomes.append({"archive": display_url(obj.url), "version": obj.version, **outcome})
+    if outcomes:
+        create_table_artifact(table=outcomes, key="openimages-new-archives", description=f"Archives found new under {display_url(source)}")
+    failed = [o for o in outcomes if o["status"] != "published"]
+    if failed:
+        raise OpenImagesETLError(f"{len(failed)} of {len(outcomes)} new archives not published: "
+                                 + "; ".join(f"{o['archive']}: {o['error']}" for o in failed))
+    get_run_logger().info("%d new archives published", len(outcomes))
+    return outcomes
+
+
+def _outcome(state: State) -> dict[str, Any]:
+    """`published`, `rejected` (the archive's own fault: final for this version) or `error` (try again later)."""
+    result = state.result(raise_on_failure=False)
+    if state.is_completed():
+        return {"status": "published", "output": result["output"], "error": ""}
+    final = isinstance(result, OpenImagesETLError) and not isinstance(result, PublishError)
+    return {"status": "rejected" if final else "error", "output": None, "error": f"{type(result).__name__}: {result}"}

@@ -1,0 +1,108 @@
+"""The run report's pictures (from the exported zip, or the failing files of a failed run) and its one-page HTML."""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
+
+from .charts import charts
+from .layout import Layout, discover
+from .report import COUNT_KINDS
+from .stats import DatasetStats, dataset_stats, sample_images
+from .storage import DatasetRoot
+from .validation import Keys, build_keys
+from .visuals import Visual, contact_sheet, failure_sheet, file_part, to_png
+
+SAMPLE_PER_SUBSET = 24
+
+
+def open_zip(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> tuple[Layout, Keys]:
+    """Read an exported zip the way the pipeline reads any source: its layout and key tables (zipfile over fsspec)."""
+    protocol = zip_url.split("://", 1)[0] if "://" in zip_url else None
+    options = {protocol: storage_options} if protocol and storage_options else {}
+    layout = discover(DatasetRoot(f"zip://::{zip_url}", options), work_dir / "index")
+    return layout, build_keys(layout, work_dir)
+
+
+def dataset_visuals(layout: Layout, keys: Keys, sheets: bool = True) -> tuple[DatasetStats, list[Visual]]:
+    """Contact sheets (when `sheets`, and the dataset has image files) then charts, with the stats behind them."""
+    sample = sample_images(keys, SAMPLE_PER_SUBSET) if sheets and keys.has_image_files else None
+    stats = dataset_stats(layout, keys, None if sample is None else sample.get_column("ImageID"))
+    visuals = []
+    if sample is not None:
+        names = dict(pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
+        for subset in sorted(sample.get_column("subset").unique()):
+            picture = contact_sheet(layout, subset, sample, stats.sample_boxes, stats.sample_masks, names, keys.images_per_subset[subset])
+            visuals.append(Visual(f"contact-{file_part(subset)}.png", f"Contact sheet: {subset}", to_png(picture)))
+    return stats, visuals + charts(stats)
+
+
+def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> list[Visual]:
+    """The pictures of a published run, drawn from the zip itself: what CVAT will see."""
+    layout, keys = open_zip(zip_url, work_dir, storage_options)
+    return dataset_visuals(layout, keys)[1]
+
+
+def failure_visuals(layout: Layout, errors: list[dict[str, Any]]) -> list[Visual]:
+    """Thumbnails of the images and masks behind a run's first failures (none when no failure is about a file)."""
+    picture = failure_sheet(layout, errors)
+    return [] if picture is None else [Visual("failed-files.png", "Files that failed their checks", to_png(picture))]
+
+
+def write_visuals(visuals: list[Visual], folder: Path) -> list[dict[str, str]]:
+    """The PNGs into `folder` (named like the report: NAME.report/); entries for the report's `pictures`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for visual in visuals:
+        (folder / visual.file).write_bytes(visual.png)
+    return [{"file": f"{folder.name}/{v.file}", "title": v.title} for v in visuals]
+
+
+def to_html(report: dict[str, Any], visuals: list[Visual]) -> str:
+    """One self-contained page: tables and the pictures inlined as data: URLs, no external file or script."""
+    ok = report["status"] == "published"
+    output = f"<code>{_e(report['output'])}</code>" if report["output"] else "none (nothing published)"
+    parts = [f"<h1 class={'ok' if ok else 'bad'}>Open Images export: {_e(report['status'])}</h1>", "<ul>",
+             f"<li><b>Source</b>: <code>{_e(report['source'])}</code></li>",
+             f"<li><b>Output</b>: {output}</li>",
+             f"<li><b>Image size</b>: {_e(report['image_size'])} · <b>Started</b>: {_e(report['started'])} · "
+             f"<b>Duration</b>: {report['duration_s']} s · openimages-etl {_e(report['version'])}</li>", "</ul>"]
+    if report["subsets"]:
+        parts += ["<h2>Per subset</h2>", _table(["subset", *COUNT_KINDS],
+                                                [[s, *(c.get(k, 0) for k in COUNT_KINDS)] for s, c in report["subsets"].items()])]
+    if report["files"]:
+        parts += ["<h2>Input files</h2>", _table(["file", "kind", "rows in", "published", "rejected", "not selected"],
+                                                 [[f["file"], f["kind"], f["rows_in"], sum(f["published"].values()), f["rejected"], f["not_selected"]]
+                                                  for f in report["files"]])]
+    if report["errors_total"]:
+        parts += [f"<h2>Errors ({report['errors_total']} in all)</h2>",
+                  _table(["file", "check", "column", "count"], [[c["file"], c["check"], c["column"], c["count"]] for c in report["error_counts"]]),
+                  "<h3>First failing rows of each check</h3>",
+                  _table(["file", "line", "column", "check", "value"], [[e["file"], e["row"], e["column"], e["check"], e["value"]] for e in report["errors"]])]
+    parts += ["<h2>Pictures</h2>"] if visuals else []
+    for visual in visuals:
+        data = base64.b64encode(visual.png).decode()
+        parts.append(f"<figure><figcaption>{_e(visual.title)}</figcaption><img alt=\"{_e(visual.title)}\" src=\"data:image/png;base64,{data}\"></figure>")
+    return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>Open Images export: {_e(report['status'])}</title>"
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1600px;padding:0 1em;color:#222}"
+         "h1.ok{color:#17653a}h1.bad{color:#a51d2d}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}td.n{text-align:right}th{background:#f3f3f3}"
+         "figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}img{max-width:100%;height:auto}code{font-size:90%}")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    cells = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td class=n>{v:,}</td>" if isinstance(v, int) else f"<td>{_e(v)}</td>" for v in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _e(value: Any) -> str:
+    return "" if value is None else html.escape(str(value))

@@ -1,0 +1,59 @@
+"""The incremental flow on a real Prefect API: what is new since the last run, and only that, gets exported."""
+from __future__ import annotations
+
+import os
+import zipfile
+
+import pytest
+from prefect.states import Completed, Failed
+
+from openimages_etl.errors import InvalidDataError, OpenImagesETLError, PublishError, SourceError
+from openimages_etl.flows import export_new_archives
+from openimages_etl.flows.incremental import _outcome
+from openimages_etl.objects import exported_keys
+
+from .conftest import make_archive
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def test_each_run_exports_only_archives_new_since_the_last(cvat_dir, official_dir, tmp_path):
+    incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
+    (incoming / "2026").mkdir(parents=True)
+    make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
+    make_archive(official_dir, "tar").rename(incoming / "2026" / "b.tar")
+    (incoming / "notes.txt").write_text("not an archive")
+
+    first = export_new_archives(source=str(incoming), dest=dest)
+    assert sorted((o["archive"].rsplit("/", 1)[1], o["status"]) for o in first) == [("a.zip", "published"), ("b.tar", "published")]
+    assert {p.name for p in (tmp_path / "exports").glob("*.zip")} == {"a.zip", "b.zip"}
+    assert export_new_archives(source=str(incoming), dest=dest) == []  # nothing new
+
+    with zipfile.ZipFile(incoming / "a.zip", "a") as archive:  # a new version of a.zip: new size and mtime
+        archive.writestr("README.txt", "second upload")
+    os.utime(incoming / "a.zip", (1e9, 2e9))
+    assert [o["archive"].rsplit("/", 1)[1] for o in export_new_archives(source=str(incoming), dest=dest)] == ["a.zip"]
+    assert len(exported_keys(dest)) == 3
+
+
+def test_an_invalid_archive_fails_the_run_once_and_is_not_retried(cvat_dir, tmp_path):
+    incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
+    incoming.mkdir()
+    with (cvat_dir / "annotations" / "train-annotations-bbox.csv").open("a") as boxes:
+        boxes.write("00000000deadbeef,xclick,/m/01g317,1,0.1,0.2,0.1,0.2,0,0,0,0,0\n")  # an image no list holds
+    make_archive(cvat_dir, "zip").rename(incoming / "invalid.zip")
+    with pytest.raises(OpenImagesETLError, match="1 of 1 new archives not published: .*InvalidDataError"):
+        export_new_archives(source=str(incoming), dest=dest)
+    assert len(exported_keys(dest)) == 1  # rejected for this version: the archive itself is at fault
+    assert export_new_archives(source=str(incoming / "invalid.zip"), dest=dest) == []
+
+
+@pytest.mark.parametrize("state, status", [
+    (Completed(data={"output": "s3://b/out/x.zip"}), "published"),
+    (Failed(data=InvalidDataError("2 failures")), "rejected"),
+    (Failed(data=SourceError("not a readable zip archive")), "rejected"),
+    (Failed(data=PublishError("cannot publish")), "error"),  # the destination's fault: try again next run
+    (Failed(data=RuntimeError("a bug")), "error"),
+])
+def test_which_outcomes_are_final(state, status):
+    assert _outcome(state)["status"] == status

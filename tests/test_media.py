@@ -1,0 +1,75 @@
+"""Image and mask conversion on real JPEG/PNG bytes."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from openimages_etl.media import MediaError, convert_image, convert_mask, tfds_size
+
+
+@pytest.mark.parametrize(("width", "height", "target", "expected"), [
+    (640, 480, 300_000, (632, 474)),  # 307,200 px: scaled by sqrt(300000/307200) = 0.988
+    (500, 375, 300_000, (500, 375)),  # smaller: never upscaled
+    (1024, 768, 200_000, (516, 387)),
+    (4000, 2000, 300_000, (775, 387)),
+    (640, 480, None, (640, 480)),
+])
+def test_tfds_size(width, height, target, expected):
+    assert tfds_size(width, height, target) == expected
+
+
+def _jpeg(width: int, height: int, quality: int = 95) -> bytes:
+    rng = np.random.default_rng(1)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def test_original_keeps_the_bytes():
+    data = _jpeg(64, 48)
+    assert convert_image(data, None) == (data, None, 48, 64)
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (320, 240)])
+def test_resized_images_are_jpeg_q72_at_the_tfds_size(size):
+    out, extension, height, width = convert_image(_jpeg(*size), 300_000)
+    assert extension == ".jpg" and (width, height) == tfds_size(*size, 300_000)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.format == "JPEG" and image.size == (width, height)
+        # libjpeg's quality-72 luminance table starts with round(16 * (200 - 2*72) / 100) = 9
+        assert image.quantization[0][0] == 9
+
+
+def test_png_and_grey_sources_become_rgb_jpeg():
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((900, 700), 128, np.uint8), "L").save(buffer, "PNG")
+    out, extension, height, width = convert_image(buffer.getvalue(), 200_000)
+    with Image.open(io.BytesIO(out)) as image:
+        assert image.mode == "RGB" and image.size == (width, height) and width * height <= 200_000
+
+
+def test_not_an_image_is_a_media_error():
+    with pytest.raises(MediaError, match="not a readable image"):
+        convert_image(b"this is text", None)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "P"])
+def test_masks_become_8bit_zero_one_at_the_image_size(mode):
+    pixels = np.zeros((24, 32), np.uint8)
+    pixels[5:15, 10:20] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "L").convert(mode).save(buffer, "PNG")
+    with Image.open(io.BytesIO(convert_mask(buffer.getvalue(), (48, 64)))) as mask:
+        array = np.asarray(mask)
+        assert mask.mode == "L" and array.shape == (48, 64)
+        assert set(np.unique(array)) == {0, 1} and array.sum() == 20 * 20
+
+
+def test_empty_mask_is_a_media_error():
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint8), "L").save(buffer, "PNG")
+    with pytest.raises(MediaError, match="no object pixel"):
+        convert_mask(buffer.getvalue(), (8, 8))
