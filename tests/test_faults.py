@@ -121,7 +121,8 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     proxy.release.set()
     fs.invalidate_cache()
     left = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{s3_bucket}/out")) if fs.exists(f"{s3_bucket}/out") else []
-    assert left == (["ds.zip"] if step == "report" else []), left  # a zip is only ever there whole
+    # A zip is only ever there whole; killed while writing the report, the zip is there and the report is not.
+    assert [n for n in left if n.endswith(".zip") or n.endswith((".json", ".md"))] == (["ds.zip"] if step == "report" else []), left
     if left:
         assert _valid_zip(fs, f"{s3_bucket}/out/ds.zip")
     again = _cli(args, env)
@@ -134,12 +135,12 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
 
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])
 def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(fault, cvat_dir, tmp_path, monkeypatch, capsys):
-    def failing_copy(source, target):  # the fault only: half the bytes land, then the disk says no
+    def failing_copy(source, target, callback):  # the fault only: half the bytes land, then the disk says no
         data = Path(source).read_bytes()
         Path(target).write_bytes(data[: len(data) // 2])
         raise OSError(fault, os.strerror(fault), str(target))
 
-    monkeypatch.setattr(storage.shutil, "copyfile", failing_copy)
+    monkeypatch.setattr(storage, "_copy", failing_copy)
     dest = tmp_path / "dest"
     assert main(["export", str(cvat_dir), str(dest), "--name", "ds"]) == 3
     assert os.strerror(fault) in capsys.readouterr().err
@@ -152,7 +153,7 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
     (dest / ".ds.zip.part-deadbeef").write_bytes(b"half a zip")
     report = export_open_images(source=str(cvat_dir), dest=str(dest), name="ds")
     assert report["run"]["leftovers_removed"] == 1
-    assert sorted(p.name for p in dest.iterdir()) == ["ds.report.json", "ds.report.md", "ds.zip"]
+    assert not list(dest.glob(".*")) and {"ds.report.json", "ds.report.md", "ds.zip"} <= {p.name for p in dest.iterdir()}
 
 
 @pytest.mark.slow
@@ -165,7 +166,7 @@ def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_pa
     assert sorted(r["status"] for r in reports) == ["published", "unchanged"]
     unchanged = next(r for r in reports if r["status"] == "unchanged")
     assert "already holds this export" in unchanged["note"] and unchanged["run"]["lock_waited_s"] > 1
-    assert sorted(p.name for p in Path(dest).iterdir()) == ["ds.report.json", "ds.report.md", "ds.zip"]
+    assert sorted(p.name for p in Path(dest).glob("*.zip")) == ["ds.zip"]
     published = json.loads((Path(dest) / "ds.report.json").read_text())
     assert published["run"]["idempotency_key"] == unchanged["run"]["idempotency_key"]
     other = export_open_images(source=source, dest=dest, name="ds", image_size="300k")  # other parameters: a new export
