@@ -1,7 +1,8 @@
 """The export flow: fetch -> validate -> convert and partition by subset -> publish -> report.
 
-1. fingerprint-source / find-earlier-export: an unchanged source already exported with the same options
-   at DEST is reused, not recomputed. fetch-source / discover-layout: open the source through fsspec, find its files.
+0. claim-destination: under a lock on DEST/NAME, stop if DEST already holds this very export (same content key
+   of the source, archive or folder, and same parameters; `reuse=False` exports again).
+1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
 2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
    (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
@@ -17,19 +18,22 @@ from typing import Any
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
 
+from openimages_etl.accounting import file_rows, media_rows, unbalanced
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, ImageSize, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult, images_to_convert
-from openimages_etl.errors import InvalidDataError, UsageError
+from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
-from openimages_etl.report import build_report, reused_report
-from openimages_etl.storage import display_url, url_stem
+from openimages_etl.report import build_report
+from openimages_etl.runlock import export_lock
+from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
-from openimages_etl.tasks.fetch import discover_layout, fetch_source, fingerprint_source
+from openimages_etl.tasks.credentials import storage_options
+from openimages_etl.tasks.fetch import discover_layout, fetch_source
 from openimages_etl.tasks.progress import artifact_key, wait_with_progress
-from openimages_etl.tasks.publish import find_earlier_export, package_zip, upload, write_report
+from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
 
@@ -54,17 +58,20 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 def validate_open_images(
     source: str,
     source_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
     errors_per_check: int = 1000,
 ) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
-        source_options: fsspec storage options for the source.
+        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
         errors_per_check: Failing rows listed per file and check (all are counted).
     """
+    refuse_credentials(source, source_options, "source")
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys = index_source(source, source_options or {}, Path(tmp))
+        layout, keys = index_source(source, storage_options(source_options, source_block), Path(tmp))
         checks = validate_tables(layout, keys, Path(tmp), errors_per_check).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
@@ -84,6 +91,8 @@ def export_open_images(
     on_invalid: OnInvalid = OnInvalid.fail,
     source_options: dict[str, Any] | None = None,
     dest_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
+    dest_block: str | None = None,
     work_dir: str | None = None,
     reuse: bool = True,
 ) -> dict[str, Any]:
@@ -97,35 +106,38 @@ def export_open_images(
         subsets: Subsets to export (e.g. train, validation); all when empty.
         per_subset: Also publish NAME-<subset>.zip for each subset.
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
-        source_options: fsspec storage options for the source.
-        dest_options: fsspec storage options for the destination.
+        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
+        dest_options: fsspec storage options for the destination, without credentials.
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
+        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
         work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
-        reuse: Skip the work when DEST already holds this export of the unchanged source (same content key and options).
+        reuse: Publish nothing when DEST already holds this export of the unchanged source (same content and parameters).
     """
     started = datetime.now(timezone.utc)
-    name = name or url_stem(source)
-    dest_options = dest_options or {}
+    name = plain_file_name(name or url_stem(source), "export name")
+    refuse_credentials(source, source_options, "source")
+    refuse_credentials(dest, dest_options, "destination")
+    source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
+                  "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     logger = get_run_logger()
-    options = {"image_size": ImageSize(image_size).value, "subsets": sorted(subsets) if subsets else None,
-               "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
-    with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
+    # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
+    with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
+        run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
+        if run.get("previous"):
+            return report_unchanged(run, name, dest)
         work = Path(tmp)
         out = work / "out"
-        content_key = fingerprint_source(source, source_options or {})
-        earlier = find_earlier_export(dest, name, dest_options, content_key, options) if reuse else None
-        if earlier:
-            report = reused_report(earlier, started)
-            write_report(report, name, dest, dest_options, work)
-            return report
-        layout, keys = index_source(source, source_options or {}, work)
+        layout, keys = index_source(source, source_options, work)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
 
-        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, package: Path | None = None) -> dict[str, Any]:
+        def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None,
+                   package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
-                subsets=subset_counts, files=files, failures=failures, source_key=content_key, options=options,
+                subsets=subset_counts, files=files, failures=failures, media=media, run=run,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             return write_report(report, name, dest, dest_options, work, package, layout)
 
@@ -164,6 +176,11 @@ def export_open_images(
         if media_failures.total and on_invalid == OnInvalid.fail:
             fail(partitioning)
         parts = (partitioning or partition()).result()
+        files, media = [file_rows(p) for p in parts], media_rows(keys, chosen, segmentations, images, masks)
+        problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)
+        if problems:
+            finish("failed", {}, files, {}, media)
+            raise AccountingError(f"{display_url(source)}: counts do not add up, nothing published: " + "; ".join(problems))
 
         # 4. publish: per-subset zips first, the full zip last, then the report
         headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
@@ -174,7 +191,7 @@ def export_open_images(
             zip_name = name if key == "*" else f"{name}-{key}"
             local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
-        report = finish("published", outputs, [_file_row(p) for p in parts], _subset_counts(chosen, images, parts), package=local)
+        report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])
         return report
 
@@ -187,11 +204,6 @@ def _choose_subsets(keys: Keys, subsets: list[str] | None) -> list[str]:
     if unknown:
         raise UsageError(f"unknown subsets {unknown}; the source has {available}")
     return sorted(set(subsets))
-
-
-def _file_row(result) -> dict[str, Any]:
-    return {"file": result.file, "kind": result.kind, "rows_in": result.rows_in, "published": result.published,
-            "rejected": result.rejected, "not_selected": result.not_selected}
 
 
 def _subset_counts(chosen: list[str], images: list[BatchResult], parts) -> dict[str, dict[str, int]]:

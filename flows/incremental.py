@@ -20,7 +20,8 @@ from prefect.states import State
 from openimages_etl.config import ImageSize, OnInvalid
 from openimages_etl.errors import OpenImagesETLError, PublishError
 from openimages_etl.objects import ARCHIVE_PATTERNS
-from openimages_etl.storage import display_url
+from openimages_etl.storage import display_url, refuse_credentials
+from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 
 from .export import export_open_images
@@ -35,6 +36,8 @@ def export_new_archives(
     on_invalid: OnInvalid = OnInvalid.fail,
     source_options: dict[str, Any] | None = None,
     dest_options: dict[str, Any] | None = None,
+    source_block: str | None = None,
+    dest_block: str | None = None,
 ) -> list[dict[str, Any]]:
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 
@@ -46,16 +49,21 @@ def export_new_archives(
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
         source_options: fsspec storage options for the source.
         dest_options: fsspec storage options for the destination.
+        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
+        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
     """
-    dest_options = dest_options or {}
-    new = find_new_archives(source, patterns, dest, source_options or {}, dest_options)
+    refuse_credentials(source, source_options, "source")
+    refuse_credentials(dest, dest_options, "destination")
+    resolved = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    new = find_new_archives(source, patterns, dest, *resolved)
     outcomes = []
     for obj in new:
         state = export_open_images(source=obj.url, dest=dest, image_size=image_size, on_invalid=on_invalid,
-                                   source_options=source_options, dest_options=dest_options, return_state=True)
+                                   source_options=source_options, dest_options=dest_options, source_block=source_block,
+                                   dest_block=dest_block, return_state=True)
         outcome = _outcome(state)
         if outcome["status"] != "error":
-            record_outcome(obj, outcome, dest, dest_options)
+            record_outcome(obj, outcome, dest, resolved[1])
         outcomes.append({"archive": display_url(obj.url), "version": obj.version, **outcome})
     if outcomes:
         create_table_artifact(table=outcomes, key="openimages-new-archives", description=f"Archives found new under {display_url(source)}")

@@ -17,7 +17,7 @@ from .config import ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
 from .progress import terminal_progress
-from .storage import url_stem
+from .storage import refuse_credentials, url_stem
 
 EXIT_BUG = 4
 
@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
     validate.add_argument("source")
-    validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
+    validate.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
     validate.add_argument("--max-errors", type=int, default=1000, help="failing rows printed per file and check (default: %(default)s)")
     _add_dask(validate)
     validate.set_defaults(run=_validate)
@@ -59,8 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--subsets", type=lambda v: [s for s in v.split(",") if s], default=None, help="e.g. train,validation")
     export.add_argument("--per-subset", action="store_true", help="also write DEST/NAME-<subset>.zip")
     export.add_argument("--on-invalid", choices=[o.value for o in OnInvalid], default="fail")
-    export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
-    export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST")
+    export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
+    export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST (no credentials)")
+    export.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
+    export.add_argument("--dest-block", help="Prefect block with DEST's credentials: secret/NAME or aws-credentials/NAME")
     export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
     export.add_argument("--no-reuse", dest="reuse", action="store_false",
                         help="export again even when DEST holds this export of the unchanged source")
@@ -162,9 +165,13 @@ def _inspect(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from openimages_etl.flows import export_open_images
 
+    # Refused before the run exists: its parameters are stored on the Prefect server.
+    refuse_credentials(args.source, args.storage_options, "source")
+    refuse_credentials(args.dest, args.dest_storage_options, "destination")
     report = _run_flow(export_open_images, args.dask, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
                        subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
-                       source_options=args.storage_options, dest_options=args.dest_storage_options, work_dir=args.work_dir,
+                       source_options=args.storage_options, dest_options=args.dest_storage_options,
+                       source_block=args.source_block, dest_block=args.dest_block, work_dir=args.work_dir,
                        reuse=args.reuse)
     _print_summary(report)
     return 0
@@ -173,7 +180,8 @@ def _export(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
-    summary = _run_flow(validate_open_images, args.dask, source=args.source, source_options=args.storage_options,
+    refuse_credentials(args.source, args.storage_options, "source")
+    summary = _run_flow(validate_open_images, args.dask, source=args.source, source_options=args.storage_options, source_block=args.source_block,
                         errors_per_check=args.max_errors)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
@@ -264,13 +272,13 @@ def _relay(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict[str, Any]) -> None:
-    print(f"published: {report['output']}")
+    if report.get("note"):
+        print(report["note"])
+    print(f"{report['status']}: {report['output']}")
     for subset, counts in report["subsets"].items():
         print(f"  {subset}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if report["errors_total"]:
         print(f"  {report['errors_total']} invalid rows left out (see the report)")
-    if report.get("reused"):
-        print(f"  reused: source and options unchanged since the export of {report['finished']}, nothing recomputed")
     stem = report['output'].rsplit('.zip', 1)[0]
     print(f"report: {stem}.report.md, {stem}.report.html  ({report['duration_s']} s)")
 

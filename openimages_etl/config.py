@@ -1,7 +1,11 @@
 """Typed run options shared by the CLI, the flows and the deployments."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from enum import Enum
+
+from .errors import UsageError
 
 
 class ImageSize(str, Enum):
@@ -37,3 +41,25 @@ def images_per_task(count: int) -> int:
     return max(MIN_IMAGES_PER_TASK, min(IMAGES_PER_TASK, -(-count // TASKS_WANTED)))
 # Failures kept per (file, check) in reports; the totals are always exact.
 FAILURES_KEPT_PER_CHECK = 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on untrusted input (see SECURITY.md). Each can be raised through its OPENIMAGES_ETL_* variable."""
+
+    archive_bytes: int = 2 << 40  # total uncompressed size of an archive's members: 2 TiB
+    archive_members: int = 10_000_000  # the official train split is ~1.7 M images + CSVs
+    compression_ratio: int = 200  # uncompressed/compressed per member; CSVs deflate ~5x, bombs ~1000x
+    image_pixels: int = 200_000_000  # a decompression bomb above this (real photos are < 50 MP)
+
+    @classmethod
+    def from_env(cls) -> "Limits":
+        values = {}
+        for name in cls.__dataclass_fields__:
+            raw = os.environ.get(f"OPENIMAGES_ETL_MAX_{name.upper()}")
+            if raw is not None:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise UsageError(f"OPENIMAGES_ETL_MAX_{name.upper()} must be an integer, not {raw!r}") from None
+        return cls(**values)

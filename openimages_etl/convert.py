@@ -16,7 +16,7 @@ from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
 from .progress import CONVERT, counted
 from .shards import ShardWriter
-from .storage import file_slug, member_path, reader, safe_name
+from .storage import file_slug, member_path, read_member, reader, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -52,7 +52,7 @@ def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, li
     for image_id, path, suffix in counted(rows.iter_rows(), CONVERT):
         try:
             safe_name(image_id, "ImageID")
-            data, extension, height, width = convert_image(read(member_path(base, path)), target_pixels)
+            data, extension, height, width = convert_image(read(member_path(base, path), path), target_pixels)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue
@@ -104,11 +104,11 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
         try:
             safe_name(mask_name, "MaskPath")
             if shard is None:
-                data = read(member_path(base, path))
+                data = read(member_path(base, path), path)
             else:
                 if shard not in shards:
                     shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)
-                data = shards[shard].cat_file(path)
+                data = read_member(shards[shard], path, f"{shard}:{path}")
             png = convert_mask(data, (height, width) if height else None)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})

@@ -10,8 +10,10 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
-from .errors import SourceError
-from .storage import DatasetRoot, display_url, file_slug, is_local, member_path
+from .config import Limits
+from .errors import SourceError, UnreadableFileError
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, is_local, member_path, safe_name
+from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CLASS_HEADER = ("LabelName", "DisplayName")
@@ -66,10 +68,13 @@ class Layout:
         return [table for table in self.tables if table.kind == kind]
 
 
-def read_header(fs, path: str) -> list[str]:
+def read_header(fs, path: str, shown: str) -> list[str]:
     with fs.open(path, "rb") as raw:
-        first = raw.read(1 << 20).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
-    return next(csv.reader(io.StringIO(first)), [])
+        first = raw.read(1 << 20).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")  # fsspec files: no readline(n)
+    try:
+        return next(csv.reader(io.StringIO(first)), [])
+    except csv.Error as exc:
+        raise UnreadableFileError(shown, 1, f"malformed header line ({exc})") from exc
 
 
 def discover(root: DatasetRoot, index_dir: Path) -> Layout:
@@ -104,9 +109,16 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
-    for shard in shards:
-        with fs.open(member_path(base, shard), "rb") as raw:
-            members = ZipFileSystem(fo=raw, skip_instance_cache=True).find("")
+    limits = Limits.from_env()
+    for shard in shards:  # nested zips of masks: the same guards as the source itself
+        shown = f"{display_url(root.url)}:{shard}"
+        try:
+            with fs.open(member_path(base, shard), "rb") as raw:
+                shard_fs = ZipFileSystem(fo=raw, skip_instance_cache=True)
+                check_zip(shard_fs.zip, shown, limits)
+                members = shard_fs.find("")
+        except (*ARCHIVE_READ_ERRORS, ValueError) as exc:
+            raise SourceError(f"{shown}: not a readable zip archive ({exc})") from exc
         pngs = [m for m in members if m.lower().endswith(".png")]
         masks.append(pl.DataFrame({"name": [PurePosixPath(m).name for m in pngs], "shard": [shard] * len(pngs), "path": pngs},
                                   schema={"name": pl.String, "shard": pl.String, "path": pl.String}))
@@ -136,19 +148,24 @@ def _classify_table(name: str) -> tuple[str | None, str | None]:
     for kind, pattern in TABLE_PATTERNS:
         match = pattern.match(name)
         if match:
-            return kind, subset_of(match.groupdict().get("subset"))
+            subset = subset_of(match.groupdict().get("subset"))
+            return kind, subset and safe_name(subset, f"subset of {name}")
     return None, None
 
 
 def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, index_dir: Path) -> CsvFile:
     path = member_path(base, rel)
-    first = read_header(fs, path)
-    if is_local(fs):
-        local = path
-    else:  # archive members and object stores: one local copy, scanned by validation and partitioning
-        local = str(index_dir / "csv" / file_slug(rel))
-        Path(local).parent.mkdir(parents=True, exist_ok=True)
-        fs.get_file(path, local)
+    try:
+        first = read_header(fs, path, rel)
+        if is_local(fs):
+            local = path
+        else:  # archive members and object stores: one local copy, scanned by validation and partitioning
+            local = str(index_dir / "csv" / file_slug(rel))
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(path, local)
+    except ARCHIVE_READ_ERRORS as exc:
+        raise SourceError(f"{rel}: corrupt archive member ({type(exc).__name__}: {exc})") from exc
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
         return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local)
+    check_header(kind, tuple(first), rel)
     return CsvFile(rel, kind, subset, tuple(first), header=True, local=local)

@@ -1,17 +1,38 @@
-"""Image and mask conversion: TFDS-style resizing, masks normalised to the exported image size."""
+"""Image and mask conversion: TFDS-style resizing, masks normalised to the exported image size.
+
+Every image is untrusted: its pixel count is checked from the header before any decoding (a
+decompression bomb is an error, never a warning), and a truncated file is caught here, not in CVAT:
+resized images are decoded in full, kept ones are checked for their end marker (JPEG) or chunks (PNG).
+
+EXIF orientation: the export's pixel grid is the one a viewer shows, which is what CVAT shows
+(it applies the EXIF orientation when it builds a task's frames) and what annotators saw. Kept
+originals keep their bytes and their tag, and `images.meta` gets the displayed size; resized
+images get the orientation applied to their pixels and no tag, so they look the same everywhere.
+"""
 from __future__ import annotations
 
 import io
 import math
-
 import struct
+import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-Image.MAX_IMAGE_PIXELS = 200_000_000  # well above any real photo; larger is a decompression bomb
+from .config import Limits
+
 JPEG_QUALITY = 72  # TFDS re-encodes every resized image at this quality
-UNREADABLE = (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError)  # what Pillow raises on bad bytes
+EXIF_ORIENTATION = 0x0112
+# What turns stored pixels upright for each EXIF orientation (the tag's definition); 5-8 swap width and height.
+UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+QUARTER_TURNS = {5, 6, 7, 8}
+# Pillow's own check stays as a backstop; its warning (between 1x and 2x the limit) becomes an error.
+Image.MAX_IMAGE_PIXELS = Limits().image_pixels
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, RuntimeError,
+                 Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class MediaError(ValueError):
@@ -26,49 +47,70 @@ def tfds_size(width: int, height: int, target_pixels: int | None) -> tuple[int, 
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
-def convert_image(data: bytes, target_pixels: int | None) -> tuple[bytes, str | None, int, int]:
-    """Returns (bytes, new extension or None, height, width). Originals are kept byte for byte;
-    resized ones are decoded at reduced DCT scale when possible and re-encoded as JPEG q72."""
-    if target_pixels is None:
-        width, height = header_size(data)
-        return data, None, height, width
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Open from the header only, and refuse what is too big to decode."""
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)  # a raised limit applies to Pillow's check too
+    image = Image.open(io.BytesIO(data))
+    _refuse_bomb(image.width, image.height, max_pixels)
+    return image
+
+
+def _refuse_bomb(width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise MediaError(f"{width}x{height} pixels is more than the limit of {max_pixels} "
+                         "(OPENIMAGES_ETL_MAX_IMAGE_PIXELS): a decompression bomb?")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit grey scaled to 8 bits (Pillow would clip them to white); alpha dropped; palette expanded."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image).astype(np.uint32)
+        image = Image.fromarray((wide >> 8 if wide.max() < 1 << 16 else wide >> 24).astype(np.uint8), "L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None = None) -> tuple[bytes, str | None, int, int]:
+    """Returns (bytes, new extension or None, displayed height, displayed width). Originals are kept byte for
+    byte (after a full decode to prove they are whole); resized ones are decoded at reduced DCT scale
+    when possible, turned upright, and re-encoded as JPEG q72."""
+    max_pixels = (limits or Limits.from_env()).image_pixels
+    if target_pixels is None and (plain := plain_jpeg_size(data)) is not None:
+        _refuse_bomb(*plain, max_pixels)  # a plain whole JPEG: the header gives what Pillow would
+        return data, None, plain[1], plain[0]
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            size = tfds_size(*image.size, target_pixels)
+        with _open(data, max_pixels) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            if target_pixels is None:
+                _check_whole(image, data)
+                return data, None, *((width, height) if orientation in QUARTER_TURNS else (height, width))
+            size = tfds_size(width, height, target_pixels)
             image.draft("RGB", size)  # JPEG only: decode at 1/2, 1/4 or 1/8 scale when still >= size
-            picture = image.convert("RGB")
+            picture = _to_rgb(image)
             if picture.size != size:
                 picture = picture.resize(size, Image.Resampling.BILINEAR)
+            if orientation in UPRIGHT:
+                picture = picture.transpose(UPRIGHT[orientation])
             out = io.BytesIO()
             picture.save(out, "JPEG", quality=JPEG_QUALITY)
-            return out.getvalue(), ".jpg", size[1], size[0]
-    except UNREADABLE as exc:
-        raise MediaError(f"not a readable image ({exc})") from exc
+            return out.getvalue(), ".jpg", picture.height, picture.width
+    except MediaError:
+        raise
+    except DECODE_ERRORS as exc:
+        raise MediaError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
 # Start-of-frame markers: every JPEG coding process but DHT (C4), JPG (C8) and DAC (CC).
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def header_size(data: bytes) -> tuple[int, int]:
-    """(width, height) stored in the header, as Pillow reports it (no EXIF rotation). JPEG and PNG
-    headers are read here, ~5x faster than Image.open (it matters for millions of small images kept
-    as they are); Pillow reads the other formats and whatever these two readers do not recognise."""
-    width, height = _jpeg_size(data) or _png_size(data) or (0, 0)
-    if width <= 0 or height <= 0:
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-        except UNREADABLE as exc:
-            raise MediaError(f"not a readable image ({exc})") from exc
-    if width * height > 2 * Image.MAX_IMAGE_PIXELS:  # Pillow's own limit for a decompression bomb
-        raise MediaError(f"{width}x{height} pixels: a decompression bomb")
-    return width, height
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """Walk the JPEG segments to the first start-of-frame; None if the bytes are not that."""
-    if not data.startswith(b"\xff\xd8"):
+def plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a whole JPEG without EXIF data, read from its header ~5x faster than Image.open
+    (it matters for millions of small originals); None for anything else, which Pillow then opens: a JPEG
+    with EXIF may be rotated, and other formats need a decode to prove they are whole."""
+    if not data.startswith(b"\xff\xd8") or data.rstrip(b"\0")[-2:] != b"\xff\xd9":
         return None
     at = 2
     while at + 9 <= len(data) and data[at] == 0xFF:
@@ -77,28 +119,44 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
             at += 1
         elif marker in _SOF:
             height, width = struct.unpack_from(">HH", data, at + 5)
-            return width, height
+            return (width, height) if width > 0 and height > 0 else None
+        elif marker == 0xE1 and data[at + 4:at + 8] == b"Exif":  # may hold an orientation: Pillow reads it
+            return None
         else:
             at += 2 + struct.unpack_from(">H", data, at + 2)[0]
     return None
 
 
-def _png_size(data: bytes) -> tuple[int, int] | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
-        return struct.unpack_from(">II", data, 16)
-    return None
+def _check_whole(image: Image.Image, data: bytes) -> None:
+    """Catch truncated files without decoding their pixels (a full decode costs ~5 ms per photo):
+    a JPEG must end with its end-of-image marker, a PNG's chunks must all be there with good CRCs."""
+    if image.format == "JPEG":
+        if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+            raise MediaError("truncated JPEG (no end-of-image marker)")
+    elif image.format == "PNG":
+        with Image.open(io.BytesIO(data)) as fresh:  # verify() must come first on its own handle
+            fresh.verify()
+    else:
+        image.load()
 
 
-def convert_mask(data: bytes, size: tuple[int, int] | None) -> bytes:
-    """Any PNG mask (non-zero = object) -> 8-bit 0/1 PNG at `size` (height, width), nearest-neighbour.
-    A mask with no object pixel breaks CVAT's import, so it is an error here."""
+def convert_mask(data: bytes, size: tuple[int, int] | None, limits: Limits | None = None) -> bytes:
+    """Any PNG mask (non-zero = object; modes 1, L, P, I;16, RGB(A), alpha ignored) -> 8-bit 0/1 PNG at
+    `size` (height, width), nearest-neighbour. A mask with no object pixel breaks CVAT's import, so it is an error."""
+    max_pixels = (limits or Limits.from_env()).image_pixels
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _open(data, max_pixels) as image:
+            if image.format != "PNG":
+                raise MediaError(f"mask is a {image.format} file, not a PNG")
+            if image.mode == "P":
+                image = image.convert("RGB")
             pixels = np.asarray(image)
-    except UNREADABLE as exc:
-        raise MediaError(f"not a readable PNG mask ({exc})") from exc
+    except MediaError:
+        raise
+    except DECODE_ERRORS as exc:
+        raise MediaError(f"not a readable PNG mask ({type(exc).__name__}: {exc})") from exc
     if pixels.ndim == 3:
-        pixels = pixels.any(axis=2)
+        pixels = pixels[..., :3 if pixels.shape[2] >= 3 else 1].any(axis=2)
     binary = Image.fromarray((pixels != 0).astype(np.uint8), "L")
     if size and binary.size != (size[1], size[0]):
         binary = binary.resize((size[1], size[0]), Image.Resampling.NEAREST)

@@ -8,10 +8,9 @@ import polars as pl
 
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
-from .errors import SourceError
 from .layout import CsvFile
 from .storage import file_slug, safe_name
-from .tables import LINE, SCHEMAS, scan
+from .tables import LINE, SCHEMAS, scan, unreadable
 from .validation import Keys, TableCheck
 
 OUTPUT_NAMES = {
@@ -76,7 +75,7 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
     try:
         pl.collect_all(sinks)
     except pl.exceptions.PolarsError as exc:
-        raise SourceError(f"{table.path}: unreadable CSV ({str(exc).splitlines()[0]})") from exc
+        raise unreadable(table, exc) from exc
     return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected)
 
 

@@ -14,9 +14,9 @@ COUNT_KINDS = ("images", "boxes", "labels", "masks")
 def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
                  finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
                  failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
-                 source_key: str | None = None, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected.
-    `source_key` and `options` let a later run with the same ones reuse this export (see reuse.py)."""
+                 media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected; `media` per kind:
+    in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed."""
     return {
         "status": status,
         "source": source,
@@ -26,6 +26,7 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "subsets": subsets,
         "files": files,
         "rejected": {f["file"]: f["rejected"] for f in files if f.get("rejected")},
+        "media": media or {},
         "errors": [s.as_dict() for s in failures.samples],
         "error_counts": failures.counts,
         "errors_total": failures.total,
@@ -34,15 +35,8 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "finished": finished.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds(), 3),
         "version": __version__,
-        "source_key": source_key,
-        "options": options or {},
-        "reused": False,
+        "run": run or {},
     }
-
-
-def reused_report(earlier: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The report of an earlier export, marked as what this run published without recomputing it."""
-    return {**earlier, "reused": True, "reused_at": now.isoformat(timespec="seconds")}
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -56,7 +50,7 @@ def counts_table(report: dict[str, Any]) -> list[dict[str, Any]]:
 def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
     """`pictures_base` prefixes the pictures' links (relative to the report by default); None lists them instead
     of showing them, for a reader that cannot open the destination (a Prefect artifact of an s3:// export)."""
-    icon = "✅" if report["status"] == "published" else "❌"
+    icon = "✅" if report["status"] in ("published", "unchanged") else "❌"
     lines = [
         f"# {icon} Open Images export: {report['status']}",
         "",
@@ -65,8 +59,7 @@ def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
         *[f"- **{subset} only**: {_link(url)}" for subset, url in report.get("outputs", {}).items()],
         f"- **Image size**: {report['image_size']}",
         f"- **Started**: {report['started']} · **Duration**: {report['duration_s']} s · openimages-etl {report['version']}",
-        *([f"- **Reused** at {report['reused_at']}: the source and options are unchanged, nothing was recomputed"]
-          if report.get("reused") else []),
+        *([f"- **Note**: {report['note']}"] if report.get("note") else []),
         "",
     ]
     if report["subsets"]:
@@ -77,6 +70,10 @@ def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
         lines += ["## Input files", "", "| file | kind | rows in | published | rejected | not selected |", "|---|---|---|---|---|---|"]
         lines += [f"| `{f['file']}` | {f['kind']} | {f['rows_in']} | {sum(f['published'].values())} | {f['rejected']} | {f['not_selected']} |"
                   for f in report["files"]]
+        lines.append("")
+    if report.get("media"):
+        lines += ["## Media files", "", "| kind | in | published | rejected |", "|---|---|---|---|"]
+        lines += [f"| {kind} | {c['in']} | {c['published']} | {c['rejected']} |" for kind, c in report["media"].items()]
         lines.append("")
     if report["errors_total"]:
         lines += [f"## Errors ({report['errors_total']} in all)", "", "| file | check | column | count |", "|---|---|---|---|"]

@@ -1,9 +1,7 @@
-"""Incremental re-runs: a content key of the source, and the earlier export at the destination it matches.
+"""Incremental re-runs: a content key of the source, the half of the idempotency key (runlock.py) that the source gives.
 
 The key covers every file of the source by path, size and version stamp (ETag, else modification
-time; the bytes' hash for small files that have neither). The destination's report records the key
-and the options of the export it describes: when both match and every zip is still there, the
-export is already done.
+time; the bytes' hash for small files that have neither), so a folder source is covered as well as an archive.
 """
 from __future__ import annotations
 
@@ -12,8 +10,6 @@ import json
 from typing import Any
 
 import fsspec
-
-from .storage import join_url
 
 SMALL_FILE = 16 << 20  # files without a stamp are hashed up to this size
 STAMPS = ("ETag", "etag", "md5Hash", "mtime", "LastModified", "updated", "created")
@@ -31,21 +27,3 @@ def source_key(source: str, storage_options: dict[str, Any]) -> str:
             stamp = hashlib.sha256(fs.cat_file(name)).hexdigest()
         entries.append((name[len(path):], info.get("size"), stamp))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
-
-
-def earlier_export(dest: str, name: str, storage_options: dict[str, Any], key: str, options: dict[str, Any]) -> dict | None:
-    """The report at DEST/NAME.report.json if it is a published export of the same source key with the same
-    options, and every zip it lists is still at the destination; else None."""
-    fs, report_path = fsspec.core.url_to_fs(join_url(dest, f"{name}.report.json"), **storage_options)
-    if not fs.exists(report_path):
-        return None
-    try:
-        report = json.loads(fs.cat_file(report_path))
-    except ValueError:
-        return None
-    if report.get("status") != "published" or report.get("source_key") != key or report.get("options") != options:
-        return None
-    zips = [f"{name}.zip"] + [f"{name}-{subset}.zip" for subset in report.get("outputs", {})]
-    if not all(fs.exists(fsspec.core.url_to_fs(join_url(dest, z), **storage_options)[1]) for z in zips):
-        return None
-    return report

@@ -6,7 +6,11 @@ again as strings and cast column by column, so that each such value is reported 
 """
 from __future__ import annotations
 
+import csv
+import io
+import re
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import pandera.polars as pa
@@ -21,8 +25,10 @@ from openimages_etl.schemas.tables import (
 )
 
 from .config import CSV_BATCH_ROWS
-from .errors import SourceError
-from .layout import CsvFile
+from .errors import UnreadableFileError
+
+if TYPE_CHECKING:
+    from .layout import CsvFile
 
 SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
     "classes": ClassDescriptionSchema,
@@ -33,6 +39,8 @@ SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
 }
 FAILURE_SCHEMA = {"row": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}
 LINE = "__line"  # 1-based line number in the file, carried with every batch
+MAX_FIELD_BYTES = 1 << 17  # no Open Images field comes near: larger is a broken quote or a hostile file
+NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape decodes them
 
 
 class UnparsedValue(Exception):
@@ -54,7 +62,13 @@ def iter_batches(table: CsvFile, keep: list[str] | None = None) -> Iterator[pl.D
     try:
         yield from frame.collect_batches(chunk_size=CSV_BATCH_ROWS)
     except pl.exceptions.PolarsError as exc:
-        raise SourceError(f"{table.path}: unreadable CSV ({str(exc).splitlines()[0]})") from exc
+        raise unreadable(table, exc) from exc
+
+
+def unreadable(table: CsvFile, exc: Exception) -> UnreadableFileError:
+    """What to raise when polars cannot parse the CSV: the first bad row, found by a slow re-read."""
+    row, problem = locate_problem(table.local, len(table.columns)) or (None, str(exc).splitlines()[0][:200])
+    return UnreadableFileError(table.path, row, problem)
 
 
 def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
@@ -81,6 +95,39 @@ def rows_estimate(table: CsvFile, sample: int = 1 << 20) -> int:
         head = handle.read(sample)
     size = Path(table.local).stat().st_size
     return max(0, head.count(b"\n") * size // max(1, len(head)) - (1 if table.header else 0))
+
+
+def locate_problem(path: str, width: int, max_field: int = MAX_FIELD_BYTES) -> tuple[int, str] | None:
+    """The first record (row, header = 1) that the fast reader refused, and why: only run once a read failed."""
+    csv.field_size_limit(max(csv.field_size_limit(), max_field))
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        records = csv.reader(text)
+        row = 0
+        try:
+            for row, fields in enumerate(records, start=1):
+                if any(NOT_UTF8.search(field) for field in fields):
+                    return row, "not UTF-8 text"
+                if len(fields) != width:
+                    return row, f"has {len(fields)} fields, expected {width}"
+                if max(map(len, fields), default=0) >= max_field:
+                    return row, f"a field is larger than {max_field} bytes"
+        except csv.Error as exc:
+            return row + 1, f"malformed CSV ({exc})"
+    return None
+
+
+def check_header(kind: str, columns: tuple[str, ...], shown: str) -> None:
+    """A header must name every required column of its model, each once."""
+    if not columns or columns == ("",):
+        raise UnreadableFileError(shown, 1, "empty file: no header line")
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise UnreadableFileError(shown, 1, f"header names {duplicated} more than once")
+    required = [name for name, column in SCHEMAS[kind].to_schema().columns.items() if column.required]
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise UnreadableFileError(shown, 1, f"header lacks required columns {missing}")
 
 
 def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:

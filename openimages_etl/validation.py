@@ -11,6 +11,7 @@ import polars as pl
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
+from openimages_etl.schemas.tables import SAFE_NAME
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
 from .config import FAILURES_KEPT_PER_CHECK
@@ -54,6 +55,9 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     labels = read_columns(classes, [Classes.label_name, Classes.display_name]) if classes else pl.DataFrame(
         schema={Classes.label_name: pl.String, Classes.display_name: pl.String})
     images = _image_list(fs, base, layout)
+    unsafe = images.filter(~pl.col("subset").str.contains(SAFE_NAME) | pl.col("subset").str.contains("..", literal=True))
+    log.add(_failures(unsafe.rename({"subset": ImageList.subset}), ImageList.subset, "Subset is a safe folder name"))  # it names folders of the export
+    images = images.join(unsafe, on=["file", "line"], how="anti", nulls_equal=True)
     files = pl.read_parquet(layout.image_files)
     images = _attach_files(images, files)
     duplicated = images.filter(pl.col(ImageList.image_id).is_duplicated() & ~pl.col(ImageList.image_id).is_first_distinct())

@@ -10,9 +10,11 @@ from openimages_etl.convert import BatchResult, convert_image_batch, convert_mas
 from openimages_etl.layout import Layout
 from openimages_etl.partition import PartitionResult, partition_table
 from openimages_etl.validation import Keys, TableCheck
+from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
-@task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=1, cache_policy=NONE)
+@task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path,
                    target_pixels: int | None) -> BatchResult:
     result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels)
@@ -21,7 +23,8 @@ def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: K
     return result
 
 
-@task(name="convert-masks", task_run_name="masks-{offset}", retries=1, cache_policy=NONE)
+@task(name="convert-masks", task_run_name="masks-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path) -> BatchResult:
     result = convert_mask_batch(layout, keys, check, offset, limit, out_dir)
     get_run_logger().info("%s masks %d-%d: %d converted, %d failed", check.table.path, offset, offset + limit,
@@ -29,7 +32,8 @@ def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, ke
     return result
 
 
-@task(name="partition-csv", task_run_name="partition-{check.table.path}", cache_policy=NONE)
+@task(name="partition-csv", task_run_name="partition-{check.table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path) -> PartitionResult:
     result = partition_table(check, keys, subsets, columns, out_dir)
     get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)

@@ -8,18 +8,20 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from openimages_etl.layout import Layout, discover
-from openimages_etl.reuse import source_key
 from openimages_etl.storage import DatasetRoot, display_url, stage_source
+from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
-@task(name="fetch-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(name="fetch-source", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def fetch_source(source: str, storage_options: dict[str, Any], work_dir: Path) -> DatasetRoot:
     root = stage_source(source, storage_options, work_dir)
     get_run_logger().info("Source %s readable as %s", display_url(source), display_url(root.url))
     return root
 
 
-@task(name="discover-layout", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
+@task(name="discover-layout", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def discover_layout(root: DatasetRoot, work_dir: Path) -> Layout:
     layout = discover(root, work_dir / "index")
     logger = get_run_logger()
@@ -27,9 +29,3 @@ def discover_layout(root: DatasetRoot, work_dir: Path) -> Layout:
     if layout.ignored:
         logger.info("Ignored %d files that are not part of the format (e.g. %s)", len(layout.ignored), layout.ignored[0])
     return layout
-
-
-@task(name="fingerprint-source", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def fingerprint_source(source: str, storage_options: dict[str, Any]) -> str:
-    """The source's content key (paths, sizes, ETags or modification times): what incremental re-runs compare."""
-    return source_key(source, storage_options)

@@ -14,10 +14,48 @@ from openimages_etl.package import build_zip
 from openimages_etl.progress import UploadProgress
 from openimages_etl.report import counts_table, to_json, to_markdown
 from openimages_etl.report_visuals import export_visuals, failure_visuals, to_html, write_visuals
-from openimages_etl.reuse import earlier_export
+from openimages_etl.reuse import source_key
+from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers
 from openimages_etl.storage import display_url, join_url, publish_file
 from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.validation import Keys
+from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
+
+
+@task(name="claim-destination", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
+def claim_destination(source: str, source_options: dict[str, Any], dest: str, dest_options: dict[str, Any],
+                      parameters: dict[str, Any], waited: float, reuse: bool = True) -> dict[str, Any]:
+    """Under the lock: the run's idempotency key, leftovers of killed runs removed, and the export this run
+    would repeat (same source content and parameters) under "previous" when DEST already holds it and `reuse`."""
+    logger = get_run_logger()
+    name = parameters["name"]
+    if waited > 1:
+        logger.info("Waited %.1f s for another run exporting %s to finish", waited, join_url(display_url(dest), name))
+    try:
+        content_key = source_key(source, source_options)
+    except (OSError, ValueError):
+        content_key = None  # fetch-source reports a missing or unreadable source with its own clear error
+    key = idempotency_key(content_key, {**parameters, "dest": display_url(dest)})
+    run = {"idempotency_key": key, "lock_waited_s": waited, "leftovers_removed": len(remove_leftovers(dest, name, dest_options))}
+    if run["leftovers_removed"]:
+        logger.info("Removed %d partial files left by an interrupted run", run["leftovers_removed"])
+    previous = published_report(dest, name, dest_options) if key and reuse else None
+    if previous and previous.get("run", {}).get("idempotency_key") == key:
+        run["previous"] = previous
+    return run
+
+
+@task(name="report-unchanged", cache_policy=NONE)
+def report_unchanged(run: dict[str, Any], name: str, dest: str) -> dict[str, Any]:
+    """A repeated run publishes nothing: its report is the published one, marked unchanged, with a note why."""
+    previous = run.pop("previous")
+    note = (f"Nothing written: the destination already holds this export (same source content and parameters), "
+            f"published at {previous['finished']}" + (f"; waited {run['lock_waited_s']} s for that run" if run["lock_waited_s"] > 1 else ""))
+    report = {**previous, "status": "unchanged", "note": note, "run": run}
+    _artifacts(report, name, dest)
+    get_run_logger().info("%s", note)
+    return report
 
 
 @task(name="package-zip", task_run_name="zip-{name}", cache_policy=NONE)
@@ -28,22 +66,16 @@ def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
     return path
 
 
-@task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
+@task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
     url = publish_file(local, join_url(dest, local.name), storage_options, UploadProgress())
     get_run_logger().info("Published %s", display_url(url))
     return url
 
 
-@task(name="find-earlier-export", retries=2, retry_delay_seconds=[2, 10], cache_policy=NONE)
-def find_earlier_export(dest: str, name: str, storage_options: dict[str, Any], key: str, options: dict[str, Any]) -> dict | None:
-    report = earlier_export(dest, name, storage_options, key, options)
-    if report:
-        get_run_logger().info("Source unchanged since the export of %s: reusing %s", report["finished"], report["output"])
-    return report
-
-
-@task(name="write-report", retries=3, retry_delay_seconds=[2, 10, 30], cache_policy=NONE)
+@task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+      retry_condition_fn=transient_only, cache_policy=NONE)
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
                  package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
     """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,
@@ -67,6 +99,13 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
+    _artifacts(report, name, dest)
+    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
+                          display_url(join_url(dest, f"{name}.report.md")))
+    return report
+
+
+def _artifacts(report: dict[str, Any], name: str, dest: str) -> None:
     key = artifact_key(name)
     # A browser opens http(s) destinations only: elsewhere the artifact names the pictures instead of showing them.
     base = dest.rstrip("/") + "/" if dest.startswith(("http://", "https://")) else None
@@ -76,6 +115,3 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
                              description=f"The published zip of {name}")
     if report["subsets"]:
         create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")
-    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
-                          display_url(join_url(dest, f"{name}.report.md")))
-    return report

@@ -1,4 +1,4 @@
-"""Incremental re-runs: an unchanged source exported again with the same options reuses the published export."""
+"""Incremental re-runs: an unchanged source (archive or folder) exported again with the same parameters publishes nothing."""
 from __future__ import annotations
 
 import json
@@ -25,15 +25,17 @@ def test_source_key_follows_content_stamps(cvat_dir, tmp_path):
     assert source_key(str(cvat_dir), {}) != folder_key
 
 
-def test_unchanged_source_reuses_the_export_and_the_report_says_so(cvat_dir, tmp_path):
+def test_unchanged_folder_source_is_not_exported_again_and_the_report_says_so(cvat_dir, tmp_path):
     first = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
-    zip_time = (tmp_path / "ds.zip").stat().st_mtime_ns
+    zip_time, report_time = ((tmp_path / f).stat().st_mtime_ns for f in ("ds.zip", "ds.report.json"))
     again = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
-    assert again["reused"] is True and not first["reused"]
+    assert first["status"] == "published" and again["status"] == "unchanged"
+    assert "already holds this export" in again["note"]
     assert again["subsets"] == first["subsets"] and again["output"] == first["output"]
-    assert (tmp_path / "ds.zip").stat().st_mtime_ns == zip_time
-    assert json.loads((tmp_path / "ds.report.json").read_text())["reused"] is True
-    assert "**Reused**" in (tmp_path / "ds.report.md").read_text()
+    assert again["run"]["idempotency_key"] == first["run"]["idempotency_key"]
+    assert (tmp_path / "ds.zip").stat().st_mtime_ns == zip_time  # nothing written at DEST
+    assert (tmp_path / "ds.report.json").stat().st_mtime_ns == report_time
+    assert json.loads((tmp_path / "ds.report.json").read_text())["status"] == "published"
 
 
 @pytest.mark.parametrize("change", ["options", "source", "zip gone", "no reuse"])
@@ -46,4 +48,4 @@ def test_a_change_means_a_new_export(cvat_dir, tmp_path, change):
     if change == "zip gone":
         (tmp_path / "ds.zip").unlink()
     again = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds", **options)
-    assert again["reused"] is False and (tmp_path / "ds.zip").exists()
+    assert again["status"] == "published" and (tmp_path / "ds.zip").exists()

@@ -1,0 +1,94 @@
+"""Load: 20 flow runs at once against a real Prefect server on SQLite, half of them repeats of the other half.
+
+What SQLite does under this burst (see SECURITY.md): the 20 simultaneous flow-run creations collide
+("database is locked", SQLITE_BUSY), which the server answers with a 503 that the client retries and
+does not log by default. The test logs them, counts them, and checks that they come from that burst
+only: nothing the runs do afterwards (task runs, states, logs, artifacts) hits the lock."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from openimages_etl.flows import export_open_images
+
+from .conftest import _free_port, make_archive
+
+RUNS, NAMES = 20, 10
+CLIENT_RETRIES = 10  # what SECURITY.md advises for workers of a SQLite server (Prefect's default is 5)
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    """`prefect server start` on 127.0.0.1 with a fresh SQLite database, logging the lock errors it would
+    otherwise hide (it answers them with a 503 that clients retry)."""
+    port, log = _free_port(), tmp_path / "server.log"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true", "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(f"prefect server did not start:\n{log.read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url, log
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(prefect_server, cvat_dir, tmp_path, capfd):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    url, server_log = prefect_server
+    source, dest = str(make_archive(cvat_dir, "zip")), tmp_path / "dest"
+    start = threading.Barrier(RUNS)
+
+    def run(number: int):
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}):  # per thread: a context variable
+            start.wait()  # all 20 create their flow runs at the same moment
+            return export_open_images(source=source, dest=str(dest), name=f"ds{number % NAMES}", return_state=True)
+
+    with temporary_settings({PREFECT_API_URL: url}):
+        started = time.monotonic()
+        with ThreadPoolExecutor(RUNS) as pool:
+            states = list(pool.map(run, range(RUNS)))
+        elapsed = time.monotonic() - started
+        with get_client(sync_client=True) as client:
+            ids = [state.state_details.flow_run_id for state in states]
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                                         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=RUNS, offset=0)
+        for service in (APILogWorker, EventsWorker):  # send what is queued while this server is still up
+            service.drain_all(timeout=60, at_exit=False)
+    reports = [state.result() for state in states]
+    assert sorted(r["status"] for r in reports) == ["published"] * NAMES + ["unchanged"] * NAMES
+    assert len(list(dest.glob("*.zip"))) == NAMES and not list(dest.glob(".*"))
+    assert sorted(r.state.type.value for r in runs) == ["COMPLETED"] * RUNS
+    retried = server_log.read_text(errors="replace").split("Encountered retryable exception in request")[1:]
+    captured = capfd.readouterr()
+    with capfd.disabled():
+        print(f"\n{RUNS} concurrent runs completed in {elapsed:.1f} s; {len(retried)} requests met 'database is locked' "
+              "and were retried")
+    assert all("create_flow_run" in error for error in retried)  # only the burst of simultaneous creations
+    assert "database is locked" not in captured.out + captured.err  # nothing reached a run's client
