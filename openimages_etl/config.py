@@ -27,8 +27,9 @@ class OnInvalid(str, Enum):
     drop = "drop"
 
 
-# Rows per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory.
-CSV_BATCH_ROWS = 1_000_000
+# Text per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory
+# (about 800 k rows of the bbox CSV, 190 k of the image lists with their URLs).
+CSV_BATCH_BYTES = 64 << 20
 # Images per conversion task: Prefect's per-task overhead must stay small next to the work (thousands),
 # yet a few thousand images still make several tasks, so that every worker of a small cluster gets some.
 IMAGES_PER_TASK = 2000

@@ -24,7 +24,7 @@ from openimages_etl.schemas.tables import (
     SegmentationSchema,
 )
 
-from .config import CSV_BATCH_ROWS
+from .config import CSV_BATCH_BYTES
 from .errors import UnreadableFileError
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def iter_batches(table: CsvFile, keep: list[str] | None = None) -> Iterator[pl.D
     if keep is not None:
         frame = frame.select([c for c in keep if c in table.columns] + [LINE])
     try:
-        yield from frame.collect_batches(chunk_size=CSV_BATCH_ROWS)
+        yield from frame.collect_batches(chunk_size=batch_rows(table))
     except pl.exceptions.PolarsError as exc:
         raise unreadable(table, exc) from exc
 
@@ -84,17 +84,26 @@ def typed_batches(table: CsvFile, kind: str) -> Iterator[pl.DataFrame]:
     nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
     lazy = scan(table, numbers).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
     try:
-        yield from lazy.collect_batches(chunk_size=CSV_BATCH_ROWS)
+        yield from lazy.collect_batches(chunk_size=batch_rows(table))
     except pl.exceptions.PolarsError as exc:
         raise UnparsedValue(str(exc).splitlines()[0]) from exc
 
 
-def rows_estimate(table: CsvFile, sample: int = 1 << 20) -> int:
-    """About how many rows the CSV has, from its size and the lines in its first `sample` bytes (for progress)."""
+def line_bytes(table: CsvFile, sample: int = 1 << 20) -> float:
+    """Average bytes per line of the CSV, from its first `sample` bytes."""
     with open(table.local, "rb") as handle:
         head = handle.read(sample)
-    size = Path(table.local).stat().st_size
-    return max(0, head.count(b"\n") * size // max(1, len(head)) - (1 if table.header else 0))
+    return len(head) / max(1, head.count(b"\n"))
+
+
+def batch_rows(table: CsvFile) -> int:
+    """Rows per batch: about CSV_BATCH_BYTES of the file's text."""
+    return max(1, int(CSV_BATCH_BYTES / line_bytes(table)))
+
+
+def rows_estimate(table: CsvFile, sample: int = 1 << 20) -> int:
+    """About how many rows the CSV has, from its size and its first lines (for progress)."""
+    return max(0, round(Path(table.local).stat().st_size / line_bytes(table, sample)) - (1 if table.header else 0))
 
 
 def locate_problem(path: str, width: int, max_field: int = MAX_FIELD_BYTES) -> tuple[int, str] | None:

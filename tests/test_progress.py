@@ -34,7 +34,7 @@ def test_rows_are_counted_per_batch_and_the_estimated_total_ends_exact(tmp_path)
     csv.write_text("ImageID,LabelName\n" + "".join(f"{i:016x},/m/0k4j\n" for i in range(5000)))
     table = CsvFile("boxes.csv", "boxes", None, ("ImageID", "LabelName"), True, str(csv))
     tally = Tally()
-    with listening(tally), patch.object(tables, "CSV_BATCH_ROWS", 1000):
+    with listening(tally), patch.object(tables, "CSV_BATCH_BYTES", 16 << 10):
         batches = list(track_rows(iter_batches(table), rows_estimate(table, sample=16 << 10)))
     assert len(batches) > 4 and sum(b.height for b in batches) == 5000
     assert tally.done[VALIDATE] == tally.total[VALIDATE] == 5000

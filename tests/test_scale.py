@@ -55,7 +55,7 @@ def _boxes(tmp_path: Path, rows: list[str]) -> CsvFile:
 
 
 def test_a_value_that_is_no_number_falls_back_to_the_exact_path_with_its_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(tables, "CSV_BATCH_ROWS", 2)  # the bad value sits in a later batch
+    monkeypatch.setattr(tables, "CSV_BATCH_BYTES", 130)  # two rows a batch: the bad value sits in a later one
     good = "0123456789abcdef,xclick,/m/01g317,1,0.1,0.2,0.1,0.2,0,0,0,0,0"
     table = _boxes(tmp_path, [good] * 4 + [good.replace("0.2,0.1", "0.2x,0.1", 1)] + [good.replace(",0,0,0,0,0", ",1.0,0,0,0,0")])
     with pytest.raises(tables.UnparsedValue):
