@@ -20,7 +20,7 @@ from .e2e import PrefectREST, client_env, running, start, wait_for
 pytestmark = pytest.mark.slow
 CRON = "0 3 * * *"
 EXPORT_PARAMETERS = ["source", "dest", "name", "image_size", "subsets", "per_subset", "on_invalid",
-                     "source_options", "dest_options", "work_dir", "reuse"]
+                     "source_options", "dest_options", "source_block", "dest_block", "work_dir", "reuse"]
 
 
 @pytest.fixture(scope="module")
