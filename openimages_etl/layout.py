@@ -80,7 +80,7 @@ def read_header(fs, path: str, shown: str) -> list[str]:
 def discover(root: DatasetRoot, index_dir: Path) -> Layout:
     """List the root once and sort every file into its role."""
     fs, base = root.open_fs()
-    paths = [p[len(base):].lstrip("/") if base else p for p in fs.find(base)]
+    paths = [rel for rel in (p[len(base):].lstrip("/") if base else p for p in fs.find(base)) if rel]
     files = _file_roles(sorted(paths))
     images = files.filter(pl.col("role") == "image").select("path", "folder", "stem")
     masks = [files.filter(pl.col("role") == "mask").select("name", pl.lit(None, pl.String).alias("shard"), "path")]

@@ -93,7 +93,7 @@ def line_bytes(table: CsvFile, sample: int = 1 << 20) -> float:
     """Average bytes per line of the CSV, from its first `sample` bytes."""
     with open(table.local, "rb") as handle:
         head = handle.read(sample)
-    return len(head) / max(1, head.count(b"\n"))
+    return max(1, len(head)) / max(1, head.count(b"\n"))  # an empty file still gets a positive size
 
 
 def batch_rows(table: CsvFile) -> int:
