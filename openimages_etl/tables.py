@@ -67,8 +67,13 @@ def iter_batches(table: CsvFile, keep: list[str] | None = None) -> Iterator[pl.D
 
 def unreadable(table: CsvFile, exc: Exception) -> UnreadableFileError:
     """What to raise when polars cannot parse the CSV: the first bad row, found by a slow re-read."""
-    row, problem = locate_problem(table.local, len(table.columns)) or (None, str(exc).splitlines()[0][:200])
-    return UnreadableFileError(table.path, row, problem)
+    found = locate_problem(table.local, len(table.columns))
+    if found is None:  # Python's csv module is more lenient than polars: take the line at polars' byte offset
+        offset = re.search(r"offset in the file is (\d+) bytes", str(exc))
+        with open(table.local, "rb") as handle:
+            row = handle.read(int(offset.group(1))).count(b"\n") + 1 if offset else 1
+        found = row, f"malformed CSV ({str(exc).splitlines()[0][:200]})"
+    return UnreadableFileError(table.path, *found)
 
 
 def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
