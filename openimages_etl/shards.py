@@ -6,14 +6,16 @@ only rewrites the central directory, so no image is read, checksummed or compres
 """
 from __future__ import annotations
 
-import copy
 import struct
 import zipfile
 import zlib
 from pathlib import Path
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same input: no wall clock in the archive
+FIXED_DOS = (0, (FIXED_TIME[0] - 1980) << 9 | FIXED_TIME[1] << 5 | FIXED_TIME[2])  # MS-DOS (time, date)
 LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # zip local file header, 30 bytes
+LOCAL_SIGNATURE = b"PK\x03\x04"
+UTF8_NAME = 0x800  # general purpose flag: the name is UTF-8
 COPY_CHUNK = 8 << 20
 
 
@@ -25,17 +27,26 @@ class ShardWriter:
         self._partial = path.with_name(f".{path.name}.partial")
         self._path = path
         self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED)
+        self._end = 0
 
     def add(self, member: str, data: bytes) -> None:
-        # What ZipFile.writestr does for a STORED entry, without its seek back to patch the header:
-        # sizes and CRC are known before writing. Half the cost per small image.
+        # What ZipFile.writestr does for a STORED entry, minus its seek back to patch the header (sizes and
+        # CRC are known before writing) and its general header code: a third of the cost per small image.
         info = zipfile.ZipInfo(member, FIXED_TIME)
         info.external_attr = 0o644 << 16
         info.file_size = info.compress_size = len(data)
         info.CRC = zlib.crc32(data)
-        info.header_offset = self._zip.fp.tell()
-        self._zip.fp.write(info.FileHeader() + data)
-        _register(self._zip, info)
+        info.header_offset = self._end
+        if len(data) < zipfile.ZIP64_LIMIT:
+            name, flags = (member.encode(), UTF8_NAME) if not member.isascii() else (member.encode("ascii"), 0)
+            header = LOCAL_HEADER.pack(LOCAL_SIGNATURE, zipfile.DEFAULT_VERSION, flags, zipfile.ZIP_STORED, *FIXED_DOS,
+                                       info.CRC, len(data), len(data), len(name), 0) + name
+        else:
+            header = info.FileHeader()
+        self._zip.fp.write(header)
+        self._zip.fp.write(data)
+        self._end += len(header) + len(data)
+        _register(self._zip, info, self._end)
 
     def close(self) -> Path:
         """Finish the shard; it appears under its name only complete (a retried batch overwrites it)."""
@@ -55,22 +66,22 @@ def copy_entries(archive: zipfile.ZipFile, shard: Path, prefixes: tuple[str, ...
 
 def _append(archive: zipfile.ZipFile, raw, entries: list[zipfile.ZipInfo], start: int, end: int) -> int:
     # zipfile has no public API for raw entries: write the bytes at the archive's end, then register
-    # each entry with its new offset so close() writes it into the central directory.
+    # each entry (the shard's own, moved) with its new offset so close() writes it into the central directory.
     shift = archive.fp.tell() - start
     raw.seek(start)
     _copy_range(raw, archive.fp, end - start)
+    archive_end = archive.fp.tell()
     for info in entries:
-        moved = copy.copy(info)
-        moved.header_offset = info.header_offset + shift
-        _register(archive, moved)
+        info.header_offset += shift
+        _register(archive, info, archive_end)
     return len(entries)
 
 
-def _register(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+def _register(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_end: int) -> None:
     """Enter an entry whose bytes are already written, so that close() lists it in the central directory."""
     archive.filelist.append(info)
     archive.NameToInfo[info.filename] = info
-    archive.start_dir = archive.fp.tell()
+    archive.start_dir = archive_end
 
 
 def _entry_end(raw, info: zipfile.ZipInfo) -> int:
