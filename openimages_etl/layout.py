@@ -12,7 +12,7 @@ from fsspec.implementations.zip import ZipFileSystem
 
 from .config import Limits
 from .errors import SourceError, UnreadableFileError
-from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, is_local, member_path, safe_name
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, find_files, is_local, member_path, safe_name
 from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -80,7 +80,7 @@ def read_header(fs, path: str, shown: str) -> list[str]:
 def discover(root: DatasetRoot, index_dir: Path) -> Layout:
     """List the root once and sort every file into its role."""
     fs, base = root.open_fs()
-    paths = [rel for rel in (p[len(base):].lstrip("/") if base else p for p in fs.find(base)) if rel]
+    paths = [rel for rel in (p[len(base):].lstrip("/") if base else p for p in find_files(fs, base)) if rel]
     files = _file_roles(sorted(paths))
     images = files.filter(pl.col("role") == "image").select("path", "folder", "stem")
     masks = [files.filter(pl.col("role") == "mask").select("name", pl.lit(None, pl.String).alias("shard"), "path")]

@@ -121,6 +121,24 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
+def find_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
+    """Every file under `root` (fsspec's `find`); a local folder is walked by `os.scandir`, ~5x faster than
+    fsspec's `find`, which stats every file: a release's folder holds millions."""
+    return [entry.path for entry in local_files(root)] if is_local(fs) else fs.find(root)
+
+
+def local_files(root: str) -> Iterator[os.DirEntry]:
+    """The files under a local folder, at any depth, in no particular order."""
+    folders = [root]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    folders.append(entry.path)
+                else:
+                    yield entry
+
+
 @dataclass(frozen=True)
 class DatasetRoot:
     """Where the dataset's files are, as an fsspec URL (maybe chained, `zip://::/x.zip`): cheap to pass around."""
