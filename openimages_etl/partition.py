@@ -10,7 +10,7 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile
 from .storage import file_slug, safe_name
-from .tables import LINE, SCHEMAS, scan, unreadable
+from .tables import CSV_PASSES, LINE, SCHEMAS, scan, unreadable
 from .validation import Keys, TableCheck
 
 OUTPUT_NAMES = {
@@ -57,7 +57,8 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
     """Two streaming scans of the CSV: one counts rows per (subset, rejected), one writes every wanted subset's part."""
     table = check.table
     routed = _routed(check, keys, out_dir)
-    counts = routed.group_by("subset", "rejected").len().collect()
+    with CSV_PASSES:
+        counts = routed.group_by("subset", "rejected").len().collect()
     usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
     wanted = usable & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
     published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
@@ -73,7 +74,8 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
         sinks.append(rows.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
             target, include_header=False, line_terminator="\r\n", lazy=True))
     try:
-        pl.collect_all(sinks)
+        with CSV_PASSES:
+            pl.collect_all(sinks)
     except pl.exceptions.PolarsError as exc:
         raise unreadable(table, exc) from exc
     return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected)

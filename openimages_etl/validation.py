@@ -19,7 +19,7 @@ from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
 from .storage import file_slug, member_path
-from .tables import FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
+from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
 HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one process
@@ -162,10 +162,11 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     if table.kind == "masks":
         references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
     estimate = rows_estimate(table)
-    try:
-        rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, keep)
-    except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
-        rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, keep)
+    with CSV_PASSES:
+        try:
+            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, keep)
+        except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
+            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
