@@ -1,7 +1,6 @@
 """Assemble the staged export into an Open Images zip that Datumaro (and so CVAT) imports as it is."""
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import polars as pl
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
+from .deflate import LEVEL, write_deflated
 from .layout import Layout
 from .storage import member_path
 from .partition import OUTPUT_NAMES
@@ -17,25 +17,19 @@ from .shards import copy_entries
 from .validation import Keys
 
 HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
-COPY_CHUNK = 8 << 20
 
 
 def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
               columns: dict[str, list[str]], subsets: list[str]) -> Path:
-    """Write `zip_path` from the staging folder: CSVs and JSON deflated, media copied from the batches' STORED shards.
-    `columns` maps each output CSV name to its header."""
+    """Write `zip_path` from the staging folder: CSVs deflated on every core, JSON and lists by zipfile, media
+    copied from the batches' STORED shards. `columns` maps each output CSV name to its header."""
     sizes = exported_sizes(keys, out_dir).collect()
     zip_path.parent.mkdir(parents=True, exist_ok=True)
-    # Level 1: ~5x faster than the default 6 on these CSVs, for archives ~20 % larger.
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
         for name in _output_tables(out_dir, subsets):
             header = columns.get(name)
-            with archive.open(f"annotations/{name}", "w", force_zip64=True) as target:
-                if header and name != OUTPUT_NAMES["classes"]:
-                    target.write((",".join(header) + "\r\n").encode())
-                for part in sorted((out_dir / "parts" / name).glob("*.csv")):
-                    with part.open("rb") as source:
-                        shutil.copyfileobj(source, target, COPY_CHUNK)
+            first = [(",".join(header) + "\r\n").encode()] if header and name != OUTPUT_NAMES["classes"] else []
+            write_deflated(archive, f"annotations/{name}", first + sorted((out_dir / "parts" / name).glob("*.csv")))
         for subset in subsets:
             if not (out_dir / "parts" / OUTPUT_NAMES["images"].format(subset=subset)).exists():
                 _write_image_list(archive, subset, sizes)

@@ -46,7 +46,7 @@ class ShardWriter:
         self._zip.fp.write(header)
         self._zip.fp.write(data)
         self._end += len(header) + len(data)
-        _register(self._zip, info, self._end)
+        register(self._zip, info, self._end)
 
     def close(self) -> Path:
         """Finish the shard; it appears under its name only complete (a retried batch overwrites it)."""
@@ -73,11 +73,11 @@ def _append(archive: zipfile.ZipFile, raw, entries: list[zipfile.ZipInfo], start
     archive_end = archive.fp.tell()
     for info in entries:
         info.header_offset += shift
-        _register(archive, info, archive_end)
+        register(archive, info, archive_end)
     return len(entries)
 
 
-def _register(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_end: int) -> None:
+def register(archive: zipfile.ZipFile, info: zipfile.ZipInfo, archive_end: int) -> None:
     """Enter an entry whose bytes are already written, so that close() lists it in the central directory."""
     archive.filelist.append(info)
     archive.NameToInfo[info.filename] = info

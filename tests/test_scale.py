@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from openimages_etl import tables
+from openimages_etl.deflate import write_deflated
 from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, images_per_task
 from openimages_etl.flows import export_open_images
 from openimages_etl.flows.scaleout import on_dask
@@ -46,6 +47,24 @@ def test_shards_merge_raw_and_by_subset(tmp_path):
         assert archive.testzip() is None
         assert {n: len(archive.read(n)) for n in archive.namelist()} == {
             "annotations/a.csv": 500, "masks/validation/y.png": 10, "images/validation/z.jpg": 1000}
+
+
+@pytest.mark.parametrize("chunk", [7, 1 << 20])
+def test_an_entry_deflated_in_parallel_chunks_reads_back_whole(tmp_path, chunk):
+    parts = [tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "empty.csv"]
+    parts[0].write_bytes(b"".join(b"%d,x,0.5\r\n" % n for n in range(5000)))
+    parts[1].write_bytes("é,y\r\n".encode() * 300)
+    parts[2].write_bytes(b"")
+    with zipfile.ZipFile(tmp_path / "all.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("annotations/before.csv", "a,b\r\n")
+        write_deflated(archive, "annotations/train-annotations-bbox.csv", [b"h1,h2\r\n", *parts], chunk=chunk, threads=2)
+        write_deflated(archive, "annotations/ünïcode.csv", [], chunk=chunk)
+        archive.writestr("annotations/after.csv", "c\r\n")
+    with zipfile.ZipFile(tmp_path / "all.zip") as archive:
+        assert archive.testzip() is None  # every CRC checks out
+        assert archive.read("annotations/train-annotations-bbox.csv") == b"h1,h2\r\n" + b"".join(p.read_bytes() for p in parts)
+        assert archive.read("annotations/ünïcode.csv") == b""
+        assert archive.namelist()[-1] == "annotations/after.csv" and archive.read("annotations/after.csv") == b"c\r\n"
 
 
 def _boxes(tmp_path: Path, rows: list[str]) -> CsvFile:
