@@ -4,7 +4,7 @@ Both read the same CVAT-layout folder. Datumaro: `Dataset.import_from(..., "open
 `export(..., "open_images", save_media=True)`. Ours: the export flow against a running Prefect server.
 Goal: >= 20x Datumaro's throughput with <= 1/5 of its peak RSS.
 
-    python benchmarks/bench_export.py [--images 20000] [--boxes 25]
+    python benchmarks/bench_export.py [--images 20000 [100000 ...]] [--boxes 25]
 """
 from __future__ import annotations
 
@@ -18,13 +18,19 @@ from datasets import annotation_heavy
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=20_000)
+    parser.add_argument("--images", type=int, nargs="+", default=[20_000], help="one run per size, e.g. 20000 100000")
     parser.add_argument("--boxes", type=int, default=25, help="boxes per image")
     args = parser.parse_args()
     if not datumaro_available():
         raise SystemExit(2)
-    source = annotation_heavy(args.images, args.boxes)
-    print(f"{machine()}\ninput: {args.images} images, {args.images * args.boxes} boxes ({source})")
+    print(machine())
+    for images in args.images:
+        compare(images, args.boxes)
+
+
+def compare(images: int, boxes: int) -> None:
+    source = annotation_heavy(images, boxes)
+    print(f"\ninput: {images} images, {images * boxes} boxes ({source})")
     out = tempfile.mkdtemp(prefix="bench-export-")
     try:
         with prefect_server() as env:
@@ -34,6 +40,8 @@ def main() -> None:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(table([ours, theirs]))
+    print("our stages (s, first start to last end of each kind of task):",
+          ", ".join(f"{kind} {seconds:.2f}" for kind, seconds in ours.output["stages"].items()))
     print(verdict("throughput ratio (Datumaro s / ours s)", theirs.seconds / ours.seconds, 20))
     print(verdict("peak RSS ratio (ours / Datumaro)", ours.peak_mb / theirs.peak_mb, 0.2, higher_is_better=False))
 
