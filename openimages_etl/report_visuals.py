@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,23 @@ def open_zip(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | Non
 
 def dataset_visuals(layout: Layout, keys: Keys, sheets: bool = True) -> tuple[DatasetStats, list[Visual]]:
     """Contact sheets (when `sheets`, and the dataset has image files) then charts, with the stats behind them."""
-    from .charts import charts  # matplotlib takes ~0.6 s to import: only runs that draw pay for it
     sample = sample_images(keys, SAMPLE_PER_SUBSET) if sheets and keys.has_image_files else None
     stats = dataset_stats(layout, keys, None if sample is None else sample.get_column("ImageID"))
-    visuals = []
-    if sample is not None:
-        names = dict(pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
-        for subset in sorted(sample.get_column("subset").unique()):
-            picture = contact_sheet(layout, subset, sample, stats.sample_boxes, stats.sample_masks, names, keys.images_per_subset[subset])
-            visuals.append(Visual(f"contact-{file_part(subset)}.png", f"Contact sheet: {subset}", to_png(picture)))
-    return stats, visuals + charts(stats)
+    # The sheets are drawn by Pillow, which releases the GIL to decode, resize and encode: they take a second core
+    # while matplotlib draws the charts (pure Python). Only that thread reads the zip meanwhile.
+    with ThreadPoolExecutor(1) as pool:
+        drawing = pool.submit(contact_sheets, layout, keys, sample, stats) if sample is not None else None
+        from .charts import charts  # matplotlib takes ~0.6 s to import: only runs that draw pay for it
+        drawn = charts(stats)
+        return stats, (drawing.result() if drawing else []) + drawn
+
+
+def contact_sheets(layout: Layout, keys: Keys, sample: pl.DataFrame, stats: DatasetStats) -> list[Visual]:
+    """One sheet per subset of the sampled images, boxes and masks drawn from the dataset's own files."""
+    names = dict(pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
+    return [Visual(f"contact-{file_part(subset)}.png", f"Contact sheet: {subset}",
+                   to_png(contact_sheet(layout, subset, sample, stats.sample_boxes, stats.sample_masks, names, keys.images_per_subset[subset])))
+            for subset in sorted(sample.get_column("subset").unique())]
 
 
 def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> list[Visual]:
