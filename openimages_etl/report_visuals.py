@@ -5,10 +5,12 @@ import base64
 import html
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from fsspec.implementations.zip import ZipFileSystem
 
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 
@@ -22,10 +24,27 @@ from .visuals import Visual, contact_sheet, failure_sheet, file_part, to_png
 SAMPLE_PER_SUBSET = 24
 
 
+class MemberTableZip(ZipFileSystem):
+    """fsspec's zip filesystem, listing the whole archive and describing a member from zipfile's own table: the stock
+    `find` and `info` first build a dict per member and folder (~0.15 s at 20k members); the report reads a few dozen."""
+
+    def find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
+        if self._strip_protocol(str(path)) or maxdepth is not None or withdirs or detail:
+            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
+        return sorted({name.rstrip("/") for name in self.zip.namelist() if not name.endswith("/")})
+
+    def info(self, path, **kwargs):
+        try:
+            member = self.zip.getinfo(self._strip_protocol(path))
+        except KeyError:  # a folder, or no such member: the stock answer
+            return super().info(path, **kwargs)
+        return {"name": member.filename, "size": member.file_size, "type": "directory" if member.is_dir() else "file"}
+
+
 @dataclass(frozen=True)
 class OpenedRoot(DatasetRoot):
     """A root whose filesystem is opened once: fsspec does not cache zip filesystems, and each opening
-    reads the central directory and indexes its folders again (about 0.3 s per opening at 20k members)."""
+    reads the central directory again (0.1 s at 20k members)."""
 
     opened: tuple[Any, str] | None = field(default=None, compare=False, repr=False)
 
@@ -36,8 +55,9 @@ class OpenedRoot(DatasetRoot):
 def open_zip(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> tuple[Layout, Keys]:
     """Read an exported zip the way the pipeline reads any source: its layout and key tables (zipfile over fsspec)."""
     protocol = zip_url.split("://", 1)[0] if "://" in zip_url else None
-    root = DatasetRoot(f"zip://::{zip_url}", {protocol: storage_options} if protocol and storage_options else {})
-    layout = discover(OpenedRoot(root.url, root.storage_options, root.open_fs()), work_dir / "index")
+    options = {protocol: storage_options} if protocol and storage_options else {}
+    opened = MemberTableZip(fo=zip_url, target_options=storage_options if protocol else None)
+    layout = discover(OpenedRoot(f"zip://::{zip_url}", options, (opened, "")), work_dir / "index")
     return layout, build_keys(layout, work_dir)
 
 
@@ -64,7 +84,9 @@ def contact_sheets(layout: Layout, keys: Keys, sample: pl.DataFrame, stats: Data
 
 def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> list[Visual]:
     """The pictures of a published run, drawn from the zip itself: what CVAT will see."""
-    layout, keys = open_zip(zip_url, work_dir, storage_options)
+    with ThreadPoolExecutor(1) as pool:  # matplotlib's import (pure Python) overlaps the zip's inflating and polars
+        pool.submit(import_module, f"{__package__}.charts")
+        layout, keys = open_zip(zip_url, work_dir, storage_options)
     return dataset_visuals(layout, keys)[1]
 
 
