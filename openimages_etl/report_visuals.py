@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import base64
 import html
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -61,17 +61,19 @@ def open_zip(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | Non
     return layout, build_keys(layout, work_dir)
 
 
-def dataset_visuals(layout: Layout, keys: Keys, sheets: bool = True) -> tuple[DatasetStats, list[Visual]]:
-    """Contact sheets (when `sheets`, and the dataset has image files) then charts, with the stats behind them."""
+def dataset_visuals(layout: Layout, keys: Keys, sheets: bool = True, pool: Executor | None = None) -> tuple[DatasetStats, list[Visual]]:
+    """Contact sheets (when `sheets`, and the dataset has image files) then charts, with the stats behind them.
+    The sheets are drawn in `pool` (a thread of its own when None) while matplotlib draws the charts in this one:
+    Pillow releases the GIL to decode, resize and encode, matplotlib is pure Python."""
+    if pool is None:
+        with ThreadPoolExecutor(1) as own:
+            return dataset_visuals(layout, keys, sheets, own)
     sample = sample_images(keys, SAMPLE_PER_SUBSET) if sheets and keys.has_image_files else None
     stats = dataset_stats(layout, keys, None if sample is None else sample.get_column("ImageID"))
-    # The sheets are drawn by Pillow, which releases the GIL to decode, resize and encode: they take a second core
-    # while matplotlib draws the charts (pure Python). Only that thread reads the zip meanwhile.
-    with ThreadPoolExecutor(1) as pool:
-        drawing = pool.submit(contact_sheets, layout, keys, sample, stats) if sample is not None else None
-        from .charts import charts  # matplotlib takes ~0.6 s to import: only runs that draw pay for it
-        drawn = charts(stats)
-        return stats, (drawing.result() if drawing else []) + drawn
+    drawing = pool.submit(contact_sheets, layout, keys, sample, stats) if sample is not None else None  # the zip is read there only
+    from .charts import charts  # matplotlib takes ~0.6 s to import: only runs that draw pay for it
+    drawn = charts(stats)
+    return stats, (drawing.result() if drawing else []) + drawn
 
 
 def contact_sheets(layout: Layout, keys: Keys, sample: pl.DataFrame, stats: DatasetStats) -> list[Visual]:
@@ -84,10 +86,10 @@ def contact_sheets(layout: Layout, keys: Keys, sample: pl.DataFrame, stats: Data
 
 def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | None = None) -> list[Visual]:
     """The pictures of a published run, drawn from the zip itself: what CVAT will see."""
-    with ThreadPoolExecutor(1) as pool:  # matplotlib's import (pure Python) overlaps the zip's inflating and polars
-        pool.submit(import_module, f"{__package__}.charts")
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(import_module, f"{__package__}.charts")  # matplotlib's import (pure Python) overlaps inflating and polars
         layout, keys = open_zip(zip_url, work_dir, storage_options)
-    return dataset_visuals(layout, keys)[1]
+        return dataset_visuals(layout, keys, pool=pool)[1]
 
 
 def failure_visuals(layout: Layout, errors: list[dict[str, Any]]) -> list[Visual]:
