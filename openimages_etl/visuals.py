@@ -1,6 +1,7 @@
 """Pictures of a dataset: contact sheets (images upright, boxes, names, masks) and thumbnails of failing files."""
 from __future__ import annotations
 
+import functools
 import io
 import math
 import re
@@ -26,7 +27,7 @@ HEADER = 34  # px above the grid
 COLUMNS = 6
 LINE_WIDTH = 2
 MASK_ALPHA = 0.45
-PNG_LEVEL = 3  # zlib level: 4x faster than the default 6 on photos, 13% larger
+PNG_LEVEL = 1  # zlib level: 1.4x faster than 3 (5x than the default 6) on a sheet of photos, 5 % larger than 3
 BACKGROUND = (24, 24, 28)
 TEXT = (235, 235, 235)
 # Colour-blind-friendly, readable on photos (Okabe-Ito plus a few of matplotlib's tab10).
@@ -41,6 +42,7 @@ def class_colour(label: str) -> tuple[int, int, int]:
     return PALETTE[zlib.crc32(label.encode()) % len(PALETTE)]
 
 
+@functools.cache  # the default font is decoded from base64 and parsed at each load
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
