@@ -197,7 +197,7 @@ def test_the_cron_deployment_is_scheduled_and_exports_what_is_new(served, api, b
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [CRON]
     assert deployment["global_concurrency_limit"]["limit"] == 1
     assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
-    upcoming = wait_for(lambda: api.runs(deployment["id"], ["SCHEDULED"]), 90, "runs scheduled by the server")
+    upcoming = wait_for(lambda: api.runs(deployment["id"], ["SCHEDULED"]), 180, "runs scheduled by the server")
     starts = [r["expected_start_time"] for r in upcoming]
     assert all("T03:00:00" in start for start in starts) and len(set(s[:10] for s in starts)) == len(starts)
     _note(capsys, f"cron {CRON}: server scheduled {len(starts)} runs, first {starts[0]}")
