@@ -151,7 +151,7 @@ def _linear(draft: bool):
     def convert(data: bytes, target: int) -> bytes:
         from PIL import Image
 
-        from openimages_etl.media import JPEG_QUALITY, tfds_size
+        from openimages_etl.media import encode_jpeg, tfds_size
 
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -161,10 +161,7 @@ def _linear(draft: bool):
             picture = image.convert("RGB")
         # cv2.resize(fx=f) maps output pixel x to source (x + 0.5) / f - 0.5: the same f on both axes, not size ratios
         step = math.sqrt(width * height / target) * picture.width / width
-        picture = picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR)
-        out = io.BytesIO()
-        picture.save(out, "JPEG", quality=JPEG_QUALITY)
-        return out.getvalue()
+        return encode_jpeg(picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR))
     return convert
 
 
