@@ -125,7 +125,8 @@ def encode_jpeg(picture: Image.Image) -> bytes:
     an anonymous in-memory file lets other threads run during the encode."""
     with _scratch_file() as out:
         picture.save(out, "JPEG", quality=JPEG_QUALITY)
-        return os.pread(out.fileno(), os.fstat(out.fileno()).st_size, 0)
+        out.seek(0)
+        return out.read()
 
 
 def _scratch_file() -> IO[bytes]:
