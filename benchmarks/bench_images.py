@@ -110,7 +110,7 @@ def breakdown(runs: dict[str, Run]) -> str:
     lines.append(f"ceiling on 8 MP, TFDS / ours if the resize and the encode cost nothing (TFDS / draft decode): "
                  f"{tfds_large / large['draft decode']:.2f}; if only the resize did: {tfds_large / (large['draft decode'] + large['encode']):.2f}")
     lines.append(f"ceiling on <= 1 MP, ours / bare decode if the resize cost nothing ((decode + encode) / decode): "
-                 f"{(small['draft decode'] + small['encode']) / small['full decode']:.2f}")
+                 f"{(small['full decode'] + small['encode']) / small['full decode']:.2f}")
     return "\n".join(lines)
 
 
