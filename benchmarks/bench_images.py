@@ -6,6 +6,8 @@ is repeated and the fastest kept (the machine is shared). Methods of ours: `ship
 does: Pillow draft() + antialiased bilinear), and two explored for faithfulness to TFDS: `draft-linear`
 (draft() + cv2's INTER_LINEAR done by a Pillow affine transform) and `full-linear` (full decode + the same).
 Goals: shipped >= 2x TFDS on 8 MP; <= 1.3x a bare decode on <= 1 MP; >= 40 dB PSNR against TFDS's output.
+Then where the time goes: each step of ours timed alone (`child.py image-steps`, one thread) and the ceilings
+those steps put on the two speed ratios.
 
     python benchmarks/bench_images.py [--repeat 3]
 """
@@ -63,12 +65,16 @@ def main() -> None:
                            [*OURS, "images", str(source), str(out / f"{method}-{source.name}"), "--method", method,
                             "--threads", str(threads), "--target", str(TARGET)], args.repeat)
 
+        def steps(source: Path) -> Run:
+            return fastest(f"ours step by step, {source.name[7:]}", [*OURS, "image-steps", str(source), "--target", str(TARGET)],
+                           args.repeat)
+
         runs = {
             "tfds1": tfds(large, 1), "tfds2": tfds(large, 2),
             "shipped1": ours("shipped", large, 1), "shipped2": ours("shipped", large, 2),
             "draft1": ours("draft-linear", large, 1), "full1": ours("full-linear", large, 1),
             "small_decode": ours("decode", small, 1), "small_shipped": ours("shipped", small, 1),
-            "small_tfds": tfds(small, 1),
+            "small_tfds": tfds(small, 1), "steps_large": steps(large), "steps_small": steps(small),
         }
         quality = {m: psnr(out / f"{m}-{large.name}", out / f"tfds-{large.name}") for m in ("shipped", "draft-linear", "full-linear")}
         small_quality = psnr(out / f"shipped-{small.name}", out / f"tfds-{small.name}")
@@ -84,6 +90,28 @@ def main() -> None:
     print(verdict("<= 1 MP: PSNR shipped vs TFDS (dB)", small_quality, 40))
     print(f"faithful alternatives: TFDS s / draft-linear s = {runs['tfds1'].seconds / runs['draft1'].seconds:.2f}, "
           f"TFDS s / full-linear s = {runs['tfds1'].seconds / runs['full1'].seconds:.2f}")
+    print(breakdown(runs))
+
+
+def per_image(run: Run) -> float:
+    return run.seconds / run.output["images"] * 1000
+
+
+def breakdown(runs: dict[str, Run]) -> str:
+    """Each step's ms per image and the ceilings they set: what limits the two speed ratios."""
+    large, small = runs["steps_large"].output["ms"], runs["steps_small"].output["ms"]
+    lines = ["where the time goes, ms per image, one thread:",
+             f"  {'source':8s} {'full decode':>12s} {'draft decode':>13s} {'resize':>7s} {'encode':>7s} {'shipped':>8s} {'TFDS':>6s}"]
+    for name, ms, shipped, tfds in (("8 MP", large, runs["shipped1"], runs["tfds1"]),
+                                    ("0.79 MP", small, runs["small_shipped"], runs["small_tfds"])):
+        lines.append(f"  {name:8s} {ms['full decode']:12.1f} {ms['draft decode']:13.1f} {ms['resize']:7.1f} {ms['encode']:7.1f} "
+                     f"{per_image(shipped):8.1f} {per_image(tfds):6.1f}")
+    tfds_large = per_image(runs["tfds1"])
+    lines.append(f"ceiling on 8 MP, TFDS / ours if the resize and the encode cost nothing (TFDS / draft decode): "
+                 f"{tfds_large / large['draft decode']:.2f}; if only the resize did: {tfds_large / (large['draft decode'] + large['encode']):.2f}")
+    lines.append(f"ceiling on <= 1 MP, ours / bare decode if the resize cost nothing ((decode + encode) / decode): "
+                 f"{(small['full decode'] + small['encode']) / small['full decode']:.2f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

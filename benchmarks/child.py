@@ -4,6 +4,7 @@
     child.py validate SOURCE
     child.py partition SOURCE          (index + validate untimed, then partition_table timed)
     child.py images SOURCE_DIR OUT_DIR [--method shipped|decode|draft-linear|full-linear] [--threads N]
+    child.py image-steps SOURCE_DIR    (ms per image of a full decode and of each step of ours, one thread)
     child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
 """
 from __future__ import annotations
@@ -81,6 +82,8 @@ def images(args) -> dict:
     """Convert every JPEG of a folder in `threads` threads, bytes in memory (I/O excluded, as on the TFDS side)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    import openimages_etl.media  # noqa: F401  every method runs with the Pillow settings media.py makes
+
     convert = IMAGE_METHODS[args.method]
     files = sorted(Path(args.source).glob("*.jpg"))
     datas = [f.read_bytes() for f in files]
@@ -96,18 +99,49 @@ def images(args) -> dict:
     return {"seconds": seconds, "images": len(files)}
 
 
+def image_steps(args) -> dict:
+    """Where the shipped path's time goes: a full decode of every image (TFDS's first step), then, in a
+    second pass, our steps one by one (draft decode, resize, JPEG encode), each fed by the one before."""
+    from PIL import Image
+
+    from openimages_etl.media import decode_near, encode_jpeg, resize_to, tfds_size
+
+    spent = {"full decode": 0.0, "draft decode": 0.0, "resize": 0.0, "encode": 0.0}
+
+    def timed(step: str, work):
+        started = time.perf_counter()
+        result = work()
+        spent[step] += time.perf_counter() - started
+        return result
+
+    datas = [f.read_bytes() for f in sorted(Path(args.source).glob("*.jpg"))]
+    for data in datas:
+        timed("full decode", lambda: _decoded(data))
+    for data in datas:
+        size = tfds_size(*Image.open(io.BytesIO(data)).size, args.target)
+        picture = timed("draft decode", lambda: decode_near(Image.open(io.BytesIO(data)), size))
+        small = timed("resize", lambda: resize_to(picture, size))
+        timed("encode", lambda: encode_jpeg(small))
+    return {"seconds": sum(spent.values()), "images": len(datas), "ms": {k: v / len(datas) * 1000 for k, v in spent.items()}}
+
+
 def _shipped(data: bytes, target: int) -> bytes:
     from openimages_etl.media import convert_image
 
     return convert_image(data, target)[0]
 
 
-def _decode(data: bytes, target: int) -> bytes:
-    """Bare decode, the floor for sources at or under ~1 MP."""
+def _decoded(data: bytes):
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+def _decode(data: bytes, target: int) -> bytes:
+    """Bare decode, the floor for sources at or under ~1 MP."""
+    _decoded(data)
     return b""
 
 
@@ -117,7 +151,7 @@ def _linear(draft: bool):
     def convert(data: bytes, target: int) -> bytes:
         from PIL import Image
 
-        from openimages_etl.media import JPEG_QUALITY, tfds_size
+        from openimages_etl.media import encode_jpeg, tfds_size
 
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -127,10 +161,7 @@ def _linear(draft: bool):
             picture = image.convert("RGB")
         # cv2.resize(fx=f) maps output pixel x to source (x + 0.5) / f - 0.5: the same f on both axes, not size ratios
         step = math.sqrt(width * height / target) * picture.width / width
-        picture = picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR)
-        out = io.BytesIO()
-        picture.save(out, "JPEG", quality=JPEG_QUALITY)
-        return out.getvalue()
+        return encode_jpeg(picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR))
     return convert
 
 
@@ -166,6 +197,10 @@ def main() -> None:
     sub.add_argument("--target", type=int, default=300_000)
     sub.add_argument("--threads", type=int, default=1)
     sub.set_defaults(run=images)
+    sub = commands.add_parser("image-steps")
+    sub.add_argument("source")
+    sub.add_argument("--target", type=int, default=300_000)
+    sub.set_defaults(run=image_steps)
     sub = commands.add_parser("read-csv")
     sub.add_argument("path")
     sub.set_defaults(run=read_csv)

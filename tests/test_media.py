@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from openimages_etl.media import MediaError, convert_image, convert_mask, tfds_size
+from openimages_etl.media import MediaError, convert_image, convert_mask, encode_jpeg, tfds_size
 
 
 @pytest.mark.parametrize(("width", "height", "target", "expected"), [
@@ -41,6 +41,16 @@ def test_resized_images_are_jpeg_q72_at_the_tfds_size(size):
         assert image.format == "JPEG" and image.size == (width, height)
         # libjpeg's quality-72 luminance table starts with round(16 * (200 - 2*72) / 100) = 9
         assert image.quantization[0][0] == 9
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "temporary-file"])
+def test_encode_gives_pillows_jpeg_through_a_file_descriptor(memfd, monkeypatch):
+    if not memfd:  # the fallback where os.memfd_create is missing (macOS, Windows)
+        monkeypatch.delattr("os.memfd_create", raising=False)
+    with Image.open(io.BytesIO(_jpeg(64, 48))) as picture:
+        expected = io.BytesIO()
+        picture.save(expected, "JPEG", quality=72)
+        assert encode_jpeg(picture) == expected.getvalue()
 
 
 def test_png_and_grey_sources_become_rgb_jpeg():
