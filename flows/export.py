@@ -148,7 +148,8 @@ def export_open_images(
 
         # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
         validating = validate_tables(layout, keys, work)
-        batches = [(s, o, size) for s in chosen for size in [images_per_task(keys.images_per_subset.get(s, 0))]
+        originals = ImageSize(image_size).target_pixels is None
+        batches = [(s, o, size) for s in chosen for size in [images_per_task(keys.images_per_subset.get(s, 0), originals)]
                    for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
         to_convert = images_to_convert(keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)

@@ -9,7 +9,7 @@ import pytest
 
 from openimages_etl import tables
 from openimages_etl.deflate import write_deflated
-from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, images_per_task
+from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, ORIGINALS_PER_TASK, images_per_task
 from openimages_etl.flows import export_open_images
 from openimages_etl.flows.scaleout import on_dask
 from openimages_etl.layout import CsvFile
@@ -92,9 +92,10 @@ def test_typed_reading_parses_numbers_and_nan_as_missing(tmp_path):
     assert frame.get_column(tables.LINE).to_list() == [2] and frame.get_column("IsGroupOf").to_list() == [-1]
 
 
-@pytest.mark.parametrize(("images", "size"), [(9, MIN_IMAGES_PER_TASK), (4000, 500), (10**6, IMAGES_PER_TASK)])
-def test_batches_are_thousands_but_several_per_worker(images, size):
-    assert images_per_task(images) == size
+@pytest.mark.parametrize(("images", "originals", "size"), [(9, False, MIN_IMAGES_PER_TASK), (4000, False, 500), (4000, True, 500),
+                                                         (10**6, False, IMAGES_PER_TASK), (10**6, True, ORIGINALS_PER_TASK)])
+def test_batches_are_thousands_but_several_per_worker(images, originals, size):
+    assert images_per_task(images, originals) == size
 
 
 @pytest.mark.slow
