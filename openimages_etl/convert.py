@@ -42,9 +42,8 @@ class BatchResult:
 
 
 def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
-    """The subset's images that have a file, in a stable order so batches are slices."""
-    return (pl.scan_parquet(keys.images).filter((pl.col("subset") == subset) & pl.col("path").is_not_null())
-            .sort(ImageList.image_id))
+    """The subset's images that have a file, in the key table's order (by id, see build_keys): batches are slices."""
+    return pl.scan_parquet(keys.images).filter((pl.col("subset") == subset) & pl.col("path").is_not_null())
 
 
 def images_to_convert(keys: Keys, subsets: list[str]) -> int:

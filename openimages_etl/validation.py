@@ -71,7 +71,8 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     keys_dir = work_dir / "keys"
     keys_dir.mkdir(parents=True, exist_ok=True)
     images_path, labels_path = keys_dir / "images.parquet", keys_dir / "labels.parquet"
-    images.unique(ImageList.image_id, keep="first", maintain_order=True).write_parquet(images_path)
+    # Sorted by subset and id: a subset's images are then a range that conversion batches slice without a sort.
+    images.unique(ImageList.image_id, keep="first", maintain_order=True).sort("subset", ImageList.image_id).write_parquet(images_path)
     labels.write_parquet(labels_path)
     per_subset = dict(images.group_by("subset").len().iter_rows())
     return Keys(str(images_path), str(labels_path), per_subset, files.height > 0, log.summary())
