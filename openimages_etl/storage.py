@@ -128,14 +128,15 @@ def find_files(fs: fsspec.AbstractFileSystem, root: str) -> list[str]:
 
 
 def local_files(root: str) -> Iterator[os.DirEntry]:
-    """The files under a local folder, at any depth, in no particular order."""
+    """The files under a local folder, at any depth, in no particular order. Links to files count; links to
+    folders are not followed (one pointing upwards would never end)."""
     folders = [root]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
-                if entry.is_dir():
+                if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
-                else:
+                elif entry.is_file():
                     yield entry
 
 

@@ -8,7 +8,7 @@ import fsspec
 import pytest
 
 from openimages_etl.layout import discover
-from openimages_etl.storage import DatasetRoot
+from openimages_etl.storage import DatasetRoot, find_files
 from openimages_etl.validation import build_keys
 
 from .test_cross_file_checks import validate
@@ -84,3 +84,11 @@ def test_memory_filesystem_source(cvat_dir, tmp_path):
     finally:
         memory.rm("/ds", recursive=True)
 
+
+
+def test_a_folder_linking_to_itself_is_listed_once(cvat_dir):
+    before = sorted(find_files(fsspec.filesystem("file"), str(cvat_dir)))
+    (cvat_dir / "images" / "loop").symlink_to(cvat_dir, target_is_directory=True)
+    (cvat_dir / "images" / "first.jpg").symlink_to(before[-1])
+    after = sorted(find_files(fsspec.filesystem("file"), str(cvat_dir)))
+    assert after == sorted([*before, str(cvat_dir / "images" / "first.jpg")])
