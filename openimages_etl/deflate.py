@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .shards import FIXED_DOS, FIXED_TIME, LOCAL_HEADER, LOCAL_SIGNATURE, register
+from .shards import FIXED_DOS, LOCAL_HEADER, LOCAL_SIGNATURE, new_entry, register
 
 CHUNK = 4 << 20
 LEVEL = 1  # ~5x faster than the default 6 on these CSVs, for archives ~20 % larger
@@ -28,13 +28,9 @@ def write_deflated(archive: zipfile.ZipFile, member: str, pieces: Iterable[bytes
                    threads: int | None = None) -> zipfile.ZipInfo:
     """Append `member` to `archive` (opened for writing on a seekable file): the bytes of `pieces` (bytes, or
     files read in `chunk`s) deflated in parallel."""
-    info = zipfile.ZipInfo(member, FIXED_TIME)
-    info.external_attr = 0o644 << 16
+    info, name, flags = new_entry(member, archive.fp.tell())
     info.compress_type = zipfile.ZIP_DEFLATED
     info.extract_version = zipfile.ZIP64_VERSION
-    info.header_offset = archive.fp.tell()
-    name = member.encode()
-    flags = 0 if member.isascii() else 0x800
     archive.fp.write(_local_header(name, flags, 0, 0, 0))
     crc = size = packed = 0
     threads = threads or os.cpu_count() or 1
@@ -44,7 +40,7 @@ def write_deflated(archive: zipfile.ZipFile, member: str, pieces: Iterable[bytes
             crc, size = zlib.crc32(data, crc), size + len(data)
             pending.append(pool.submit(_deflate, data, last))
             while len(pending) > 2 * threads or (last and pending):
-                packed += _write(archive, pending.popleft().result())
+                packed += archive.fp.write(pending.popleft().result())
     end = archive.fp.tell()
     archive.fp.seek(info.header_offset)
     archive.fp.write(_local_header(name, flags, crc, size, packed))
@@ -80,8 +76,3 @@ def _read(path: Path, chunk: int) -> Iterator[bytes]:
 def _deflate(data: bytes, last: bool) -> bytes:
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     return compressor.compress(data) + compressor.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-def _write(archive: zipfile.ZipFile, data: bytes) -> int:
-    archive.fp.write(data)
-    return len(data)

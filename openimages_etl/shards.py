@@ -32,13 +32,10 @@ class ShardWriter:
     def add(self, member: str, data: bytes) -> None:
         # What ZipFile.writestr does for a STORED entry, minus its seek back to patch the header (sizes and
         # CRC are known before writing) and its general header code: a third of the cost per small image.
-        info = zipfile.ZipInfo(member, FIXED_TIME)
-        info.external_attr = 0o644 << 16
+        info, name, flags = new_entry(member, self._end)
         info.file_size = info.compress_size = len(data)
         info.CRC = zlib.crc32(data)
-        info.header_offset = self._end
         if len(data) < zipfile.ZIP64_LIMIT:
-            name, flags = (member.encode(), UTF8_NAME) if not member.isascii() else (member.encode("ascii"), 0)
             header = LOCAL_HEADER.pack(LOCAL_SIGNATURE, zipfile.DEFAULT_VERSION, flags, zipfile.ZIP_STORED, *FIXED_DOS,
                                        info.CRC, len(data), len(data), len(name), 0) + name
         else:
@@ -53,6 +50,14 @@ class ShardWriter:
         self._zip.close()
         self._partial.replace(self._path)
         return self._path
+
+
+def new_entry(member: str, offset: int) -> tuple[zipfile.ZipInfo, bytes, int]:
+    """The directory entry of a member written at `offset` (fixed time, mode 644), its name's bytes, its name flag."""
+    info = zipfile.ZipInfo(member, FIXED_TIME)
+    info.external_attr = 0o644 << 16
+    info.header_offset = offset
+    return info, member.encode(), 0 if member.isascii() else UTF8_NAME
 
 
 def copy_entries(archive: zipfile.ZipFile, shard: Path, prefixes: tuple[str, ...]) -> int:
