@@ -19,13 +19,14 @@ from datumaro.components.dataset import Dataset
 from datumaro.components.dataset_base import DatasetItem
 from datumaro.components.media import Image
 
-LABELS = ["/m/01g317", "/m/0k4j", "/m/0199g", "car"]  # a MID, a parent, its child, a CVAT-style plain name
+# MIDs (a parent and its child among them) and CVAT-style plain names, one with a space and one with a comma
+LABELS = ["/m/01g317", "/m/0k4j", "/m/0199g", "car", "traffic light", "person, adult"]
 H, W = 48, 64
 
 
-def image(seed: int, height: int = H, width: int = W) -> Image:
+def image(seed: int, height: int = H, width: int = W, ext: str = ".jpg") -> Image:
     pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
-    return Image.from_numpy(pixels)
+    return Image.from_numpy(pixels, ext=ext)
 
 
 def absent_image(height: int = H, width: int = W) -> Image:
@@ -49,7 +50,7 @@ def dataset(items: list[DatasetItem]) -> Dataset:
 
 def boxes_attributes() -> Dataset:
     flags = ["occluded", "truncated", "is_group_of", "is_depiction", "is_inside"]
-    boxes = [Bbox(2 + 6 * i, 3, 5, 8 + i, label=i % 4, attributes={flag: value})
+    boxes = [Bbox(2 + 6 * i, 3, 5, 8 + i, label=i % len(LABELS), attributes={flag: value})
              for i, (flag, value) in enumerate((f, v) for f in flags for v in (True, False))]
     boxes += [Bbox(1, 1, 20, 30, label=0), Bbox(10, 12, 30.5, 20.25, label=1, attributes={"score": 0.25, "occluded": True})]
     return dataset([DatasetItem("0001eeaf4aed83f9", subset="train", media=image(1), annotations=boxes)])
@@ -83,7 +84,7 @@ def mask_without_box() -> Dataset:
 
 
 def empty_items() -> Dataset:
-    return dataset([DatasetItem(f"0d00000000000{i:03d}", subset="train", media=image(10 + i)) for i in range(3)]
+    return dataset([DatasetItem(f"0d00000000000{i:03d}", subset="train", media=image(10 + i, ext=[".jpg", ".png"][i % 2])) for i in range(3)]
                    + [DatasetItem("0d00000000000100", subset="train", media=image(20), annotations=[Bbox(1, 2, 3, 4, label=0)])])
 
 
@@ -105,9 +106,10 @@ def annotations_only() -> Dataset:
 
 
 def subsets() -> Dataset:
+    """None is Datumaro's "default" subset, what a CVAT task without subsets exports."""
     return dataset([DatasetItem(f"1000000000000{i:03d}", subset=subset, media=image(50 + i),
                                 annotations=[Bbox(i, i, 10, 10, label=i % 4), Label(i % 4)])
-                    for i, subset in enumerate(["train", "validation", "my-val", "test_2", "Night_Shots-2"])])
+                    for i, subset in enumerate(["train", "validation", "my-val", "test_2", "Night_Shots-2", None])])
 
 
 def non_hex_ids() -> Dataset:
