@@ -89,13 +89,17 @@ def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, l
 
 
 def exported_sizes(keys: Keys, out_dir: Path) -> pl.LazyFrame:
-    """(ImageID, subset, height, width) of every exported image; images.meta sizes where no image was converted."""
+    """(ImageID, subset, height, width) of every exported image: the converted file's size, or the images.meta
+    size of an image listed without a file (an image that failed to convert is left out)."""
+    meta = ["height", "width"] if _has_meta(keys) else [pl.lit(None, pl.Int64).alias("height"), pl.lit(None, pl.Int64).alias("width")]
+    listed = pl.scan_parquet(keys.images)
+    without_file = listed.filter(pl.col("path").is_null()).select(ImageList.image_id, "subset", *meta)
     converted = sorted((out_dir / "sizes").glob("*.parquet"))
-    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset", *(["height", "width"] if _has_meta(keys) else []))
     if not converted:
-        return listed if _has_meta(keys) else listed.with_columns(height=pl.lit(None, pl.Int64), width=pl.lit(None, pl.Int64))
+        return without_file
     sizes = pl.scan_parquet(converted).select(ImageList.image_id, "height", "width")
-    return listed.select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner")
+    return pl.concat([listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner"),
+                      without_file])
 
 
 def _has_meta(keys: Keys) -> bool:
