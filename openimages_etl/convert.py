@@ -19,7 +19,7 @@ from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
 from .progress import CONVERT, counted
 from .shards import ShardWriter
-from .storage import file_slug, member_path, read_files, read_member, reader, safe_name
+from .storage import file_slug, member_path, read_files, read_member, reader, safe_id, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -69,7 +69,7 @@ def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, l
     files = read_files(fs, [member_path(base, path) for path in paths], paths)
     for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
         try:
-            safe_name(image_id, "ImageID")
+            safe_id(image_id)
             data, extension, height, width = convert_image(data, target_pixels, limits)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})

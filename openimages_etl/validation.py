@@ -108,15 +108,26 @@ def _attach_files(images: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
         pl.exclude("by_stem", "path"), pl.coalesce("path", "by_stem").alias("path"))
 
 
+# images.meta is read as Datumaro reads it, with shlex (comments on): fields split on blanks, a field may join quoted
+# parts ('my photo', as shlex.quote writes an id with a space), `#` outside quotes starts a comment.
+_META_PART = r"""'[^']*'|"[^"\\]*"|\\.|[^ \t\r\n'"\\#]"""
+_META_FIELD = rf"(?:{_META_PART})+"
+_META_UNQUOTE = r"""'([^']*)'|"([^"]*)"|\\(.)"""
+
+
 def _attach_meta(fs, base: str, meta_path: str, images: pl.DataFrame, log: FailureLog) -> pl.DataFrame:
-    """`images.meta`: `ImageID height width` per line, whitespace separated, `#` comments."""
+    """`images.meta`: `ImageID height width` per line, shell-quoted, `#` comments."""
     with fs.open(member_path(base, meta_path), "rb") as raw:
         text = raw.read().decode("utf-8-sig", errors="replace")
     lines = pl.DataFrame({"text": text.splitlines()}).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
-    rows = lines.filter(~pl.col("text").str.strip_chars().str.starts_with("#") & (pl.col("text").str.strip_chars() != ""))
-    fields = rows.with_columns(pl.col("text").str.extract_all(r"\S+").alias("fields"))
-    bad = fields.filter((pl.col("fields").list.len() != 3) | pl.col("fields").list.get(1, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0)
-                        | pl.col("fields").list.get(2, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0))
+    parsed = lines.with_columns(code=pl.col("text").str.extract(rf"^((?:{_META_PART}|[ \t\r\n])*)")).with_columns(
+        rest=pl.col("text").str.slice(pl.col("code").str.len_chars()),  # a comment, or what shlex refuses: an open quote
+        fields=pl.col("code").str.extract_all(_META_FIELD).list.eval(pl.element().str.replace_all(_META_UNQUOTE, "${1}${2}${3}")),
+    )
+    malformed = (pl.col("rest") != "") & ~pl.col("rest").str.starts_with("#")
+    fields = parsed.filter((pl.col("fields").list.len() > 0) | malformed)  # blank and comment lines go
+    bad = fields.filter(malformed | (pl.col("fields").list.len() != 3) | pl.any_horizontal(
+        pl.col("fields").list.get(i, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0) for i in (1, 2)))
     log.add(bad.select(pl.lit(meta_path).alias("file"), pl.col("line").alias("row"), pl.lit(None, pl.String).alias("column"),
                        pl.lit("'ImageID height width' with positive integer sizes").alias("check"), pl.col("text").alias("value")))
     sizes = fields.join(bad, on="line", how="anti").select(

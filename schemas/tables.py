@@ -8,13 +8,14 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-# ImageID and MaskPath become file names: the same guard as storage.safe_name, as a regex.
-SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$"
+# ImageID and MaskPath become paths: the guards of storage.safe_id and storage.safe_name.
+from openimages_etl.storage import SAFE_ID, SAFE_NAME
+
 NO_DOTDOT = r"^(?:(?!\.\.).)*$"
 
 Normalised = partial(pa.Field, ge=0.0, le=1.0, description="Coordinate normalised to [0, 1] of the image side.")
 Flag = partial(pa.Field, isin=[-1, 0, 1], description="1 yes, 0 no, -1 unknown.")
-ImageId = partial(pa.Field, str_matches=SAFE_NAME, description="Image file name without extension.")
+ImageId = partial(pa.Field, str_matches=SAFE_ID, description="Image file path under its subset folder, without extension.")
 MASK_BOX = ["BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"]
 Label = partial(pa.Field, str_length={"min_value": 1}, description="Class MID such as /m/01g317, or a plain name.")
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 # One builder each in tests/datumaro/build_case.py.
 CASES = ["boxes_attributes", "tags", "grouped_masks", "ungrouped_masks", "mask_without_box", "empty_items",
-         "absent_images", "annotations_only", "subsets", "non_hex_ids", "rotation"]
+         "absent_images", "annotations_only", "subsets", "non_hex_ids", "cvat_frame_names", "rotation"]
 
 
 def differences(source: dict, export: dict) -> list[str]:

@@ -119,6 +119,16 @@ def non_hex_ids() -> Dataset:
         for i, item_id in enumerate(ids)])
 
 
+def cvat_frame_names() -> Dataset:
+    """Frame names as CVAT tasks have them: spaces, sub-folders (a task uploaded with folders), a comma, Unicode, a quote;
+    some without a box, so only our images.meta (shell-quoted, as Datumaro writes it) carries their size."""
+    ids = ["my photo", "dir/img1", "dir/sub dir/img 2", "_DSC0001", "photo, 2", "фото 3", "it's"]
+    return dataset([DatasetItem(item_id, subset="train", media=image(80 + i), annotations=[
+        Bbox(5, 5, 10, 10, label=0, group=1), Mask(blob(5, 5, 15, 15), label=0, group=1), Label(1)] if i % 2 else [
+        Mask(blob(20, 20, 40, 40), label=3)]) for i, item_id in enumerate(ids)]
+        + [DatasetItem("absent/my frame", subset="validation", media=absent_image(), annotations=[Bbox(1, 2, 3, 4, label=0)])])
+
+
 def rotation() -> Dataset:
     return dataset([DatasetItem("1100000000000001", subset="train", media=image(70), annotations=[
         Bbox(10, 5, 20, 30, label=0, group=1), Mask(blob(5, 10, 35, 30), label=0, group=1)]),
@@ -141,7 +151,7 @@ def set_rotation(out: Path, image_id: str, degrees: str) -> None:
 
 
 CASES = {f.__name__: f for f in (boxes_attributes, tags, grouped_masks, ungrouped_masks, mask_without_box, empty_items,
-                                 absent_images, annotations_only, subsets, non_hex_ids, rotation)}
+                                 absent_images, annotations_only, subsets, non_hex_ids, cvat_frame_names, rotation)}
 
 
 def main(case: str, out: str) -> None:
