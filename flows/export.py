@@ -19,7 +19,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, ImageSize, OnInvalid, images_per_task
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -28,7 +28,7 @@ from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.selection import BoxFlag, SelectionSpec, kept_classes, selection_summary, write_image_ids, write_pruned_hierarchy
+from openimages_etl.selection import SelectionSpec, kept_classes, selection_summary, prune_hierarchy, write_image_ids
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
@@ -213,9 +213,8 @@ def export_open_images(
             fail(partitioning)
         parts = (partitioning or partition(first)).result()
         if selection:
-            used = kept_classes(selection, parts)
+            used = prune_hierarchy(layout, kept_classes(selection, parts), out)
             parts += partition([c for c in checks if c.table.kind == "classes"], used).result()
-            write_pruned_hierarchy(layout, used, out)
             selected = selection_summary(selection, parts)
         files, media = [file_rows(p) for p in parts], media_rows(media_keys, chosen, segmentations, images, masks)
         problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)

@@ -43,6 +43,15 @@ class Hierarchy:
                 stack.extend(nodes)
         return cls(tree, {mid: tuple(kids) for mid, kids in children.items()})
 
+    def nodes(self) -> set[str]:
+        """Every class in the tree (through both edges), the root included."""
+        found, stack = set(), [self.tree] if self.tree else []
+        while stack:
+            node = stack.pop()
+            found.add(node["LabelName"])
+            stack.extend(n for edge in (EDGE, "Part") for n in node.get(edge) or [])
+        return found
+
     def distances(self, mid: str) -> dict[str, int]:
         """Every class reachable from `mid` through Subcategory edges (itself included) with its shortest distance."""
         seen, queue = {mid: 0}, deque([mid])

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 from dataclasses import asdict, dataclass, field, replace
-from enum import Enum
 from pathlib import Path
 
 import fsspec
@@ -22,6 +21,7 @@ from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
+from .config import BoxFlag
 from .errors import SourceError, UsageError
 from .hierarchy import PRUNED_HIERARCHY, Hierarchy
 from .layout import CsvFile, Layout
@@ -31,19 +31,8 @@ from .validation import Keys
 SUBSET = "subset"
 
 
-class BoxFlag(str, Enum):
-    """A box flag whose boxes `drop_boxes` leaves out (those with the flag at 1)."""
-
-    occluded = "occluded"
-    truncated = "truncated"
-    group_of = "group-of"
-    depiction = "depiction"
-    inside = "inside"
-
-    @property
-    def column(self) -> str:
-        return {"occluded": Box.is_occluded, "truncated": Box.is_truncated, "group-of": Box.is_group_of,
-                "depiction": Box.is_depiction, "inside": Box.is_inside}[self.value]
+FLAG_COLUMNS = {BoxFlag.occluded: Box.is_occluded, BoxFlag.truncated: Box.is_truncated, BoxFlag.group_of: Box.is_group_of,
+                BoxFlag.depiction: Box.is_depiction, BoxFlag.inside: Box.is_inside}
 
 
 @dataclass(frozen=True)
@@ -122,7 +111,7 @@ def box_filter(spec: SelectionSpec) -> pl.Expr:
     """Boxes kept by drop_boxes: none of the named flags at 1 (0, -1 unknown or empty stay)."""
     keep = pl.lit(True)
     for flag in spec.drop_boxes:
-        keep &= pl.col(flag.column).str.strip_chars().cast(pl.Float64, strict=False).ne(1).fill_null(True)
+        keep &= pl.col(FLAG_COLUMNS[flag]).str.strip_chars().cast(pl.Float64, strict=False).ne(1).fill_null(True)
     return keep
 
 
@@ -273,11 +262,15 @@ def kept_classes(selection: Selection, parts: list) -> list[str]:
     return sorted(used | set(selection.requested_mids))
 
 
-def write_pruned_hierarchy(layout: Layout, classes: list[str], out_dir: Path) -> None:
-    """The hierarchy cut to the paths from its root to `classes`, where the package takes it from."""
-    if layout.hierarchy:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / PRUNED_HIERARCHY).write_text(json.dumps(Hierarchy.read(layout).pruned(set(classes)), indent=1))
+def prune_hierarchy(layout: Layout, classes: list[str], out_dir: Path) -> list[str]:
+    """Cut the hierarchy to the paths from its root to `classes`, where the package takes it from; returns `classes`
+    with the classes on those paths (every node but the root must stay defined in the class list)."""
+    if not layout.hierarchy:
+        return classes
+    tree = Hierarchy.read(layout).pruned(set(classes))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / PRUNED_HIERARCHY).write_text(json.dumps(tree, indent=1))
+    return sorted(set(classes) | (Hierarchy.from_tree(tree).nodes() - {tree["LabelName"]}))
 
 
 def write_image_ids(selection: Selection, path: Path) -> dict:
