@@ -170,7 +170,7 @@ def test_only_matching_export_keeps_the_selected_classes_and_accounts_for_the_re
     assert ("t08", "/m/boat", "0") in {(r["ImageID"], r["LabelName"], r["Confidence"]) for r in labels}  # a verified negative
     assert [r["ImageID"] for r in _zip_rows(zipped, "annotations/validation-images-with-rotation.csv")] == ["v01", "v02", "v04"]
     with zipfile.ZipFile(zipped) as archive:
-        classes = dict(line.split(",") for line in archive.read("annotations/class-descriptions.csv").decode().split())
+        classes = dict(line.split(",") for line in archive.read("annotations/class-descriptions.csv").decode().splitlines())
         tree = json.loads(archive.read("annotations/bbox_labels_600_hierarchy.json"))
     assert set(classes) == kept | {"/m/toy"}  # Toy is on the path to Toy car in the pruned hierarchy
     assert Hierarchy.from_tree(tree).nodes() == kept | {"/m/toy", "/m/0bl9f"}
@@ -209,6 +209,10 @@ class CountingFileSystem(MemoryFileSystem):
 
     protocol = ("countingmem",)
     opened: list[str] = []
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol("memory://" + path[len("countingmem://"):] if path.startswith("countingmem://") else path)
 
     def _open(self, path, *args, **kwargs):
         CountingFileSystem.opened.append(str(path))
