@@ -28,7 +28,7 @@ from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.selection import SelectionSpec, kept_classes, selection_summary, prune_hierarchy, write_image_ids
+from openimages_etl.selection import SelectionSpec, kept_classes, matching_masks, selection_summary, prune_hierarchy, write_image_ids
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
@@ -203,7 +203,7 @@ def export_open_images(
         partitioning = partition(first) if on_invalid == OnInvalid.fail else None
         images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, to_convert,
                                     f"{artifact_key(name)}-conversion", f"Images of {name} converted")
-        segmentations = [c for c in checks if c.table.kind == "masks"]
+        segmentations = [matching_masks(c, selection, work) if selection else c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
         masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
                                   unmapped(layout), unmapped(media_keys), unmapped(out)).result()

@@ -26,7 +26,7 @@ from .errors import SourceError, UsageError
 from .hierarchy import PRUNED_HIERARCHY, Hierarchy
 from .layout import CsvFile, Layout
 from .tables import CSV_PASSES
-from .validation import Keys
+from .validation import Keys, TableCheck
 
 SUBSET = "subset"
 
@@ -254,6 +254,15 @@ def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], 
     return Selection(spec, replace(keys, images=str(keys_path), images_per_subset=per_subset), str(images_path), tuple(mids),
                      tuple(requested), merge, tuple(counts.iter_rows()), tuple(notes + more_notes))
 
+
+
+def matching_masks(check: TableCheck, selection: Selection, work_dir: Path) -> TableCheck:
+    """With only_matching, the segmentation CSV's mask jobs cut to the selected classes: other masks are not read."""
+    if not (selection.spec.only_matching and check.mask_jobs):
+        return check
+    path = work_dir / f"{Path(check.mask_jobs).stem}.selected.parquet"
+    pl.scan_parquet(check.mask_jobs).filter(pl.col(Box.label_name).is_in(list(selection.mids))).sink_parquet(path)
+    return replace(check, mask_jobs=str(path))
 
 
 def kept_classes(selection: Selection, parts: list) -> list[str]:

@@ -22,7 +22,7 @@ HIERARCHY = {"LabelName": "/m/0bl9f", "Subcategory": [
 # ("mask", MID)
 ANNOTATIONS = {
     "train": {
-        "t01": [("box", "/m/car", "00000"), ("box", "/m/dog", "00000")],
+        "t01": [("box", "/m/car", "00000"), ("box", "/m/dog", "00000"), ("mask", "/m/car")],
         "t02": [("box", "/m/truck", "00100"), ("label", "/m/car", "1")],
         "t03": [("box", "/m/boat", "00000"), ("box", "/m/rocket", "00000")],
         "t04": [("box", "/m/rocket", "00000"), ("label", "/m/veh", "0")],
