@@ -92,6 +92,14 @@ def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any]
         return dataset_visuals(layout, keys, pool=pool)[1]
 
 
+def selection_visuals(selection: dict[str, Any]) -> list[Visual]:
+    """The chart of images selected per class, from the report's selection section."""
+    from .charts import selection_chart
+
+    png = selection_chart(selection["classes"])
+    return [] if png is None else [Visual("selection.png", "Images selected per class", png)]
+
+
 def failure_visuals(layout: Layout, errors: list[dict[str, Any]]) -> list[Visual]:
     """Thumbnails of the images and masks behind a run's first failures (none when no failure is about a file)."""
     picture = failure_sheet(layout, errors)
