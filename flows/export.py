@@ -3,7 +3,8 @@
 0. claim-destination: under a lock on DEST/NAME, stop if DEST already holds this very export (same content key
    of the source, archive or folder, and same parameters; `reuse=False` exports again).
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
-2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
+2. index-dataset / select-images / validate-csv: key tables and checks across files; with selection parameters, the
+   images and classes to keep (one pass over the annotations); then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
    (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
 4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report and its pictures.
@@ -28,7 +29,8 @@ from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.selection import SelectionSpec, kept_classes, matching_masks, selection_summary, prune_hierarchy, write_image_ids
+from openimages_etl.selection import (SelectionSpec, key_parameters, kept_classes, matching_masks, prune_hierarchy,
+                                      selection_summary, write_image_ids)
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
@@ -146,7 +148,7 @@ def export_open_images(
     spec = SelectionSpec(tuple(classes or ()), tuple(exclude_classes or ()), subclasses, only_matching, merge_subclasses,
                          per_class, max_images, seed, image_ids, tuple(drop_boxes or ()))
     if spec.active:
-        parameters["selection"] = spec.parameters()
+        parameters["selection"] = key_parameters(spec)
     logger = get_run_logger()
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
@@ -160,6 +162,7 @@ def export_open_images(
         failures = keys.failures
         selection = select_images(layout, keys, spec, chosen, work) if spec.active else None  # before anything is read for the export
         media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
+        selected = selection_summary(selection) if selection else None
 
         def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None,
                    package: Path | None = None) -> dict[str, Any]:
@@ -169,8 +172,6 @@ def export_open_images(
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run, selection=selected,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             return write_report(report, name, dest, dest_options, work, package, layout)
-
-        selected = selection_summary(selection) if selection else None
 
         def fail(pending: list) -> None:
             wait(pending)  # tasks still writing to the work folder finish before it goes

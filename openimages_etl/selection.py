@@ -146,14 +146,24 @@ def resolve(entries: list[str], classes: pl.DataFrame) -> tuple[list[tuple[str, 
     return rows, notes
 
 
-def read_image_ids(url: str) -> pl.DataFrame:
-    """(subset or null, ImageID) from a text file of ids (`subset/ImageID` allowed) or a CSV with an ImageID column."""
+def _list_bytes(url: str) -> bytes:
     try:
         with fsspec.open(url, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except (OSError, ValueError) as exc:
         raise SourceError(f"image-id list {url}: cannot read it ({exc})") from exc
-    text = data.decode("utf-8-sig", errors="replace")
+
+
+def key_parameters(spec: SelectionSpec) -> dict:
+    """What the idempotency key records: the parameters and the image-id list's sha256 (the same URL with other ids
+    is another export)."""
+    digest = hashlib.sha256(_list_bytes(spec.image_ids)).hexdigest() if spec.image_ids else None
+    return {**spec.parameters(), "image_ids_sha256": digest}
+
+
+def read_image_ids(url: str) -> pl.DataFrame:
+    """(subset or null, ImageID) from a text file of ids (`subset/ImageID` allowed) or a CSV with an ImageID column."""
+    text = _list_bytes(url).decode("utf-8-sig", errors="replace")
     first = text.split("\n", 1)[0]
     if ImageList.image_id in [c.strip() for c in first.split(",")]:
         frame = pl.read_csv(io.StringIO(text), infer_schema=False)
