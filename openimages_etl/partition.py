@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from openimages_etl.schemas.tables import BoxSchema as Box
+from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile
@@ -104,7 +105,12 @@ def _selected(routed: pl.LazyFrame, kind: str, selection: Selection | None, clas
         routed = routed.with_columns(pl.lit(True).alias("selected"))
     if kind == "images":
         return routed
-    return routed.with_columns((pl.col("selected") & selection.label_filter(kind)).alias("selected"), selection.relabel(kind))
+    routed = routed.with_columns((pl.col("selected") & selection.label_filter(kind)).alias("selected"), selection.relabel(kind))
+    if kind == "labels" and selection.merge:  # two subclasses' labels on one image are one label of their class once merged
+        kept = pl.col("selected") & ~pl.col("rejected")
+        first = pl.struct(ImageList.image_id, Box.label_name, ImageLabel.confidence, kept).is_first_distinct()
+        routed = routed.with_columns((pl.col("selected") & first).alias("selected"))
+    return routed
 
 
 def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:

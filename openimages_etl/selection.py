@@ -140,8 +140,9 @@ def resolve(entries: list[str], classes: pl.DataFrame) -> tuple[list[tuple[str, 
             notes.append(f"'{entry}' names {len(mids)} classes: " + ", ".join(mids))
         rows += [(entry, mid, by_mid[mid]) for mid in mids]
     if unknown:
-        choices = sorted(set(by_mid.values()))
-        hints = [f"'{u}' (nearest: {', '.join(difflib.get_close_matches(u, choices, n=3, cutoff=0.5)) or 'none'})" for u in unknown]
+        choices = {normalised(name): name for name in sorted(set(by_mid.values()))}
+        nearest = {u: [choices[c] for c in difflib.get_close_matches(normalised(u), list(choices), n=3, cutoff=0.5)] for u in unknown}
+        hints = [f"'{u}' (nearest: {', '.join(names) or 'none'})" for u, names in nearest.items()]
         raise UsageError("unknown classes " + "; ".join(hints))
     return rows, notes
 

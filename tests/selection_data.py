@@ -29,7 +29,7 @@ ANNOTATIONS = {
         "t05": [("box", "/m/toycar", "00000"), ("mask", "/m/toycar")],
         "t06": [("box", "/m/dog", "00000"), ("label", "/m/car", "0")],
         "t07": [("box", "/m/car", "10000"), ("box", "/m/wheel", "00000"), ("mask", "/m/car")],
-        "t08": [("label", "/m/truck", "1"), ("label", "/m/boat", "0")],
+        "t08": [("label", "/m/truck", "1"), ("label", "/m/boat", "0"), ("label", "/m/car", "1")],
         "t09": [("box", "/m/bat1", "00000"), ("box", "/m/veh", "00010")],
         "t10": [("box", "/m/dog", "00010")],
         "t11": [("box", "/m/toy", "00000")],

@@ -93,7 +93,7 @@ def test_pruned_hierarchy_keeps_the_paths_to_the_kept_classes():
     ({"classes": ("Toy",)}, {"train": ["t05", "t11"], "validation": []}),  # t05 through Toy car's second parent
     ({"classes": ("Truck",), "drop_boxes": (BoxFlag.group_of,)}, {"train": ["t08"], "validation": ["v02"]}),  # t02's box is group-of
     ({"classes": ("Dog",), "drop_boxes": (BoxFlag.depiction,)}, {"train": ["t01", "t06"], "validation": ["v03"]}),
-    ({"classes": ("Car",)}, {"train": ["t01", "t02", "t05", "t07"], "validation": ["v01"]}),  # t06's car label is negative
+    ({"classes": ("Car",)}, {"train": ["t01", "t02", "t05", "t07", "t08"], "validation": ["v01"]}),  # t06's car label is negative
 ])
 def test_images_containing_the_selected_classes(indexed, tmp_path, spec, expected):
     assert chosen(indexed, tmp_path, **spec) == expected
@@ -197,11 +197,14 @@ def test_image_id_list_beside_the_zip_reproduces_the_export(dataset, tmp_path):
 
 @pytest.mark.usefixtures("prefect_api")
 def test_merge_relabels_subclasses_to_the_requested_class(dataset, tmp_path):
-    export_open_images(source=str(dataset), dest=str(tmp_path), name="m", classes=["Vehicle"], merge_subclasses=True, only_matching=True)
+    report = export_open_images(source=str(dataset), dest=str(tmp_path), name="m", classes=["Vehicle"], merge_subclasses=True,
+                                only_matching=True)
     boxes = _zip_rows(tmp_path / "m.zip", "annotations/train-annotations-bbox.csv")
     labels = _zip_rows(tmp_path / "m.zip", "annotations/train-annotations-human-imagelabels.csv")
     assert {b["LabelName"] for b in boxes} == {"/m/veh"}
     assert {(r["LabelName"], r["Confidence"]) for r in labels} == {("/m/veh", "1"), ("/m/veh", "0"), ("/m/boat", "0")}  # negatives keep their class
+    assert [r["ImageID"] for r in labels if r["ImageID"] == "t08" and r["Confidence"] == "1"] == ["t08"]  # Truck and Car: one Vehicle
+    assert all(row["rows_in"] == sum(row["published"].values()) + row["rejected"] + row["not_selected"] for row in report["files"])
 
 
 class CountingFileSystem(MemoryFileSystem):
