@@ -29,8 +29,6 @@ from .tables import CSV_PASSES
 from .validation import Keys, TableCheck
 
 SUBSET = "subset"
-
-
 FLAG_COLUMNS = {BoxFlag.occluded: Box.is_occluded, BoxFlag.truncated: Box.is_truncated, BoxFlag.group_of: Box.is_group_of,
                 BoxFlag.depiction: Box.is_depiction, BoxFlag.inside: Box.is_inside}
 
@@ -229,18 +227,23 @@ def _quota(pairs: pl.DataFrame, images: pl.DataFrame, per_class: int) -> pl.Data
     return images.filter(pl.Series(taken))
 
 
+def _classes(layout: Layout, keys: Keys, spec: SelectionSpec) -> tuple[list[tuple[str, str, str]], list[str], dict[str, str], list[str]]:
+    """The requested classes resolved, the selected set (expanded, less the excluded), the merge map, notes."""
+    classes = pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name])
+    requested, notes = resolve(list(spec.classes), classes)
+    excluded, more_notes = resolve(list(spec.exclude_classes), classes)
+    hierarchy = Hierarchy.read(layout) if spec.subclasses else Hierarchy({}, {})  # empty: every class stands alone
+    wanted = list(dict.fromkeys(mid for _, mid, _ in requested))
+    mids = sorted(hierarchy.descendants(wanted) - hierarchy.descendants([mid for _, mid, _ in excluded]))
+    merge = hierarchy.merge_map(wanted, set(mids)) if spec.merge_subclasses else {}
+    return requested, mids, merge, notes + more_notes
+
+
 def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], work_dir: Path) -> Selection:
     """Resolve, expand and draw; write the chosen images' key table and (subset, ImageID) list into `work_dir`."""
     if not spec.picks_images:  # drop_boxes alone: every image stays
         return Selection(spec, keys, None, ())
-    classes = pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name])
-    requested, notes = resolve(list(spec.classes), classes)
-    excluded, more_notes = resolve(list(spec.exclude_classes), classes)
-    hierarchy = Hierarchy.read(layout) if spec.subclasses or spec.merge_subclasses else Hierarchy({}, {})
-    wanted = list(dict.fromkeys(mid for _, mid, _ in requested))
-    expanded = hierarchy.descendants(wanted) if spec.subclasses else set(wanted)
-    mids = sorted(expanded - hierarchy.descendants([mid for _, mid, _ in excluded]))
-    merge = hierarchy.merge_map(wanted, set(mids)) if spec.merge_subclasses else {}
+    requested, mids, merge, notes = _classes(layout, keys, spec)
     candidates = pl.scan_parquet(keys.images).filter(pl.col(SUBSET).is_in(subsets)).select(SUBSET, ImageList.image_id).collect()
     if spec.image_ids:
         listed = read_image_ids(spec.image_ids)
@@ -263,8 +266,7 @@ def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], 
     selected = pairs.join(chosen, on=[SUBSET, ImageList.image_id], how="semi").group_by(SUBSET, Box.label_name).agg(pl.len().alias("selected"))
     counts = available.join(selected, on=[SUBSET, Box.label_name], how="left").fill_null(0).sort(SUBSET, Box.label_name)
     return Selection(spec, replace(keys, images=str(keys_path), images_per_subset=per_subset), str(images_path), tuple(mids),
-                     tuple(requested), merge, tuple(counts.iter_rows()), tuple(notes + more_notes))
-
+                     tuple(requested), merge, tuple(counts.iter_rows()), tuple(notes))
 
 
 def matching_masks(check: TableCheck, selection: Selection, work_dir: Path) -> TableCheck:
