@@ -4,7 +4,8 @@ The data is bench_validate's (Google's V4 train files at their real size: a 14.6
 list, 600 classes) with a generated 600-class hierarchy shaped like the real one: depth 4 under the root, 6 / 30 / 150
 / 414 classes per level, one class in 20 below the top level with a second parent. The class selected is a
 mid-level one (level 2) with its subclasses, 2,000 images per class. The selection runs before anything is read for
-the export (one streaming pass over the annotation CSVs, then the draw), so what it adds is its own time.
+the export (one streaming pass over the annotation CSVs, then the draw), so what it adds is its own time; the
+partition of the bbox CSV with and without the selection applied is printed beside it.
 Goals: the selection within 30 % of validate's time; peak RSS <= 2 GB.
 
     python benchmarks/bench_select.py [--rows 14600000] [--images 1740000] [--per-class 2000]
@@ -69,11 +70,15 @@ def main() -> None:
     with prefect_server() as env:
         validate = measure("openimages-etl validate (flow)", [*OURS, "validate", source], env)
     select = measure(f"select {middle} --per-class {args.per_class}", [*OURS, "select", source, middle, "--per-class", str(args.per_class)])
-    print(table([validate, select]))
+    partition = measure("partition the bbox CSV", [*OURS, "partition", source])
+    selected = measure("partition it, selection applied", [*OURS, "partition", source, "--select", middle, "--per-class", str(args.per_class)])
+    print(table([validate, select, partition, selected]))
     print(f"selected: {select.output['classes']} classes, {select.output['images']} images per subset; "
           f"index (untimed) {select.output['index_seconds']:.1f} s")
     print(verdict("selection / validate", select.seconds / validate.seconds, 0.3, higher_is_better=False))
     print(verdict("selection: peak RSS GB", select.peak_mb / 1024, 2, higher_is_better=False))
+    print(f"partition with the selection / without: {selected.seconds / partition.seconds:.2f} "
+          f"(peak RSS {selected.peak_mb / 1024:.2f} GB; rows written {selected.output['published']} of {partition.output['published']})")
 
 
 if __name__ == "__main__":
