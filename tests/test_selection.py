@@ -180,7 +180,8 @@ def test_only_matching_export_keeps_the_selected_classes_and_accounts_for_the_re
     section = report["selection"]
     assert section["requested"] == [{"entry": "Vehicle", "mid": "/m/veh", "name": "Vehicle"}]
     assert {(r["subset"], r["mid"]): r["boxes"] for r in section["classes"]}[("train", "/m/car")] == 2
-    assert "## Selection" in (tmp_path / "veh.report.md").read_text()
+    assert "## Selection" in (tmp_path / "veh.report.md").read_text() and "<h2>Selection</h2>" in (tmp_path / "veh.report.html").read_text()
+    assert "veh.report/selection.png" in [p["file"] for p in report["pictures"]["files"]]
 
 
 @pytest.mark.usefixtures("prefect_api")
