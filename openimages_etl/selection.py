@@ -200,31 +200,28 @@ def _scan(table: CsvFile) -> pl.LazyFrame:
 
 
 def draw(pairs: pl.DataFrame, candidates: pl.DataFrame, spec: SelectionSpec) -> pl.DataFrame:
-    """The chosen (subset, ImageID): per class quotas, rarest class first, then max_images, in the seed's order."""
-    order = pl.col(ImageList.image_id).hash(spec.seed)
-    chosen = candidates.sort(SUBSET, order, ImageList.image_id)
-    if spec.per_class is not None:
-        chosen = pl.concat([_quota(pairs.filter(pl.col(SUBSET) == subset), rows, spec.per_class)
-                            for (subset,), rows in chosen.group_by(SUBSET, maintain_order=True)], how="vertical") \
-            if chosen.height else chosen
-    if spec.max_images is not None:
-        chosen = chosen.filter(pl.int_range(pl.len()).over(SUBSET) < spec.max_images)
-    return chosen.sort(SUBSET, ImageList.image_id)
+    """The chosen (subset, ImageID): per class quotas, rarest class first, then max_images, in the seed's order
+    (each image's 64-bit hash of its ImageID with the seed: sorting numbers, not strings)."""
+    rank = pl.col(ImageList.image_id).hash(spec.seed).alias("rank")
+    ranked, pairs = candidates.with_columns(rank), pairs.with_columns(rank)
+    chosen = []
+    for subset in sorted(ranked.get_column(SUBSET).unique()):
+        rows = ranked.filter(pl.col(SUBSET) == subset).sort("rank")
+        if spec.per_class is not None:
+            rows = rows.filter(_quota(pairs.filter(pl.col(SUBSET) == subset), rows.get_column("rank").to_numpy(), spec.per_class))
+        chosen.append(rows.head(spec.max_images) if spec.max_images is not None else rows)
+    return pl.concat(chosen).select(SUBSET, ImageList.image_id).sort(SUBSET, ImageList.image_id) if chosen else candidates
 
 
-def _quota(pairs: pl.DataFrame, images: pl.DataFrame, per_class: int) -> pl.DataFrame:
-    """Up to `per_class` images of each class; `images` are the subset's candidates in draw order."""
-    code = images.with_row_index("code").select(ImageList.image_id, pl.col("code").cast(pl.Int64))
-    coded = pairs.join(code, on=ImageList.image_id, how="inner").sort(Box.label_name, "code")
-    codes = coded.get_column("code").to_numpy()
-    sizes = coded.group_by(Box.label_name, maintain_order=True).len().get_column("len").to_numpy()
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    taken = np.zeros(images.height, dtype=bool)
-    for at in np.argsort(sizes, kind="stable"):  # rarest class first; a tie goes by MID
-        codes_of_class = codes[starts[at]:starts[at] + sizes[at]]
-        free = codes_of_class[~taken[codes_of_class]]
-        taken[free[:max(0, per_class - (len(codes_of_class) - len(free)))]] = True
-    return images.filter(pl.Series(taken))
+def _quota(pairs: pl.DataFrame, ranks: np.ndarray, per_class: int) -> pl.Series:
+    """Which of a subset's candidates (their `ranks`, in draw order) to take for up to `per_class` images per class."""
+    classes = pairs.group_by(Box.label_name).agg(pl.col("rank").sort(), pl.len()).sort("len", Box.label_name)  # rarest first
+    taken = np.zeros(len(ranks), dtype=bool)
+    for class_ranks in classes.get_column("rank"):
+        positions = np.searchsorted(ranks, class_ranks.to_numpy())  # in draw order, as the ranks are sorted
+        free = positions[~taken[positions]]
+        taken[free[:max(0, per_class - (len(positions) - len(free)))]] = True  # images taken for other classes count
+    return pl.Series(taken)
 
 
 def _classes(layout: Layout, keys: Keys, spec: SelectionSpec) -> tuple[list[tuple[str, str, str]], list[str], dict[str, str], list[str]]:

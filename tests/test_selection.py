@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import polars as pl
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
@@ -100,12 +101,12 @@ def test_images_containing_the_selected_classes(indexed, tmp_path, spec, expecte
 
 
 def test_an_image_chosen_for_one_class_counts_for_every_class_it_holds():
-    images = pl.DataFrame({"subset": ["s"] * 3, "ImageID": ["A", "B", "C"]})  # in draw order
-    pairs = pl.DataFrame({"subset": ["s"] * 4, "ImageID": ["A", "A", "B", "C"], "LabelName": ["x", "y", "x", "y"]})
-    assert _quota(pairs, images, 1).get_column("ImageID").to_list() == ["A"]
-    rare = pairs.vstack(pl.DataFrame({"subset": ["s"], "ImageID": ["C"], "LabelName": ["z"]}))
+    pairs = pl.DataFrame({"ImageID": ["A", "A", "B", "C"], "LabelName": ["x", "y", "x", "y"], "rank": [1, 1, 2, 3]})
+    ranks = np.array([1, 2, 3])  # A, B, C in draw order
+    assert _quota(pairs, ranks, 1).to_list() == [True, False, False]  # A fills both quotas
+    rare = pairs.vstack(pl.DataFrame({"ImageID": ["C"], "LabelName": ["z"], "rank": [3]}))
     # z (the rarest) takes C, which holds a y too; x then takes A, the first in draw order
-    assert _quota(rare, images, 1).get_column("ImageID").to_list() == ["A", "C"]
+    assert _quota(rare, ranks, 1).to_list() == [True, False, True]
 
 
 def test_quotas_with_overlapping_classes_meet_each_class_where_possible(indexed, tmp_path):
