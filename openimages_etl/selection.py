@@ -189,8 +189,9 @@ def class_pairs(layout: Layout, keys: Keys, mids: list[str], spec: SelectionSpec
         if table.kind == "boxes":
             keep &= box_filter(spec)
         with CSV_PASSES:
-            frames.append(_scan(table).filter(keep).select(ImageList.image_id, Box.label_name).unique().collect(engine="streaming"))
+            frames.append(_scan(table).filter(keep).select(ImageList.image_id, Box.label_name).collect(engine="streaming"))
     listed = pl.scan_parquet(keys.images).select(ImageList.image_id, SUBSET)
+    # Duplicates go after the pass (in the streaming pass, `unique` took longer than the read).
     pairs = pl.concat(frames).lazy().unique() if frames else pl.LazyFrame(schema={ImageList.image_id: pl.String, Box.label_name: pl.String})
     return pairs.join(listed, on=ImageList.image_id, how="inner").select(SUBSET, ImageList.image_id, Box.label_name).collect()
 
