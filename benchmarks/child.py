@@ -2,9 +2,10 @@
 
     child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
     child.py validate SOURCE
-    child.py partition SOURCE          (index + validate untimed, then partition_table timed)
+    child.py partition SOURCE [--select CLASS --per-class N]   (index + validate (+ select) untimed, then partition_table timed)
     child.py images SOURCE_DIR OUT_DIR [--method shipped|decode|draft-linear|full-linear] [--threads N]
     child.py image-steps SOURCE_DIR    (ms per image of a full decode and of each step of ours, one thread)
+    child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
     child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
 """
 from __future__ import annotations
@@ -63,6 +64,7 @@ def validate(args) -> dict:
 def partition(args) -> dict:
     from openimages_etl.layout import discover
     from openimages_etl.partition import output_columns, partition_table
+    from openimages_etl.selection import SelectionSpec, select
     from openimages_etl.storage import stage_source
     from openimages_etl.validation import build_keys, validate_table
 
@@ -72,10 +74,29 @@ def partition(args) -> dict:
         keys = build_keys(layout, work)
         checks = [validate_table(layout, table, keys, work) for table in layout.tables]
         boxes = next(c for c in checks if c.table.kind == "boxes")
+        selection = select(layout, keys, SelectionSpec((args.select,), per_class=args.per_class), sorted(keys.images_per_subset),
+                           work / "sel") if args.select else None
         started = time.perf_counter()
-        result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out")
+        result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out", selection)
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "published": result.published}
+
+
+def select(args) -> dict:
+    from openimages_etl.layout import discover
+    from openimages_etl.selection import SelectionSpec, select
+    from openimages_etl.storage import stage_source
+    from openimages_etl.validation import build_keys
+
+    with tempfile.TemporaryDirectory(prefix="bench-select-") as tmp:
+        work = Path(tmp)
+        started = time.perf_counter()
+        layout = discover(stage_source(args.source, {}, work), work / "index")
+        keys = build_keys(layout, work)
+        indexed = time.perf_counter()
+        chosen = select(layout, keys, SelectionSpec((args.label,), per_class=args.per_class), sorted(keys.images_per_subset), work / "sel")
+        seconds = time.perf_counter() - indexed
+    return {"seconds": seconds, "index_seconds": indexed - started, "classes": len(chosen.mids), "images": chosen.keys.images_per_subset}
 
 
 def images(args) -> dict:
@@ -190,6 +211,13 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("source")
         sub.set_defaults(run=function)
+    sub.add_argument("--select", default=None, metavar="CLASS")
+    sub.add_argument("--per-class", type=int, default=2000)
+    sub = commands.add_parser("select")
+    sub.add_argument("source")
+    sub.add_argument("label")
+    sub.add_argument("--per-class", type=int, default=2000)
+    sub.set_defaults(run=select)
     sub = commands.add_parser("images")
     sub.add_argument("source")
     sub.add_argument("out")

@@ -3,7 +3,8 @@
 0. claim-destination: under a lock on DEST/NAME, stop if DEST already holds this very export (same content key
    of the source, archive or folder, and same parameters; `reuse=False` exports again).
 1. fetch-source / discover-layout: open the archive or folder through fsspec, find its files.
-2. index-dataset / validate-csv: key tables and checks across files, then one pandera pass per CSV.
+2. index-dataset / select-images / validate-csv: key tables and checks across files; with selection parameters, the
+   images and classes to keep (one pass over the annotations); then one pandera pass per CSV.
 3. convert-images / convert-masks / partition-csv: per subset, in batches, into a staging folder
    (images convert while the CSVs validate; partitioning runs beside the media when nothing is dropped).
 4. package-zip / upload / write-report: the zip built locally, put at DEST in one step, then the report and its pictures.
@@ -19,7 +20,7 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, ImageSize, OnInvalid, images_per_task
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -28,11 +29,14 @@ from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
+from openimages_etl.selection import (SelectionSpec, key_parameters, kept_classes, matching_masks, prune_hierarchy,
+                                      selection_summary, write_image_ids)
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
 from openimages_etl.tasks.progress import artifact_key, wait_with_progress
+from openimages_etl.tasks.select import select_images
 from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
 from openimages_etl.validation import Keys, TableCheck
@@ -95,6 +99,16 @@ def export_open_images(
     dest_block: str | None = None,
     work_dir: str | None = None,
     reuse: bool = True,
+    classes: list[str] | None = None,
+    exclude_classes: list[str] | None = None,
+    subclasses: bool = True,
+    only_matching: bool = False,
+    merge_subclasses: bool = False,
+    per_class: int | None = None,
+    max_images: int | None = None,
+    seed: int = 0,
+    image_ids: str | None = None,
+    drop_boxes: list[BoxFlag] | None = None,
 ) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
@@ -112,6 +126,17 @@ def export_open_images(
         dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
         work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
         reuse: Publish nothing when DEST already holds this export of the unchanged source (same content and parameters).
+        classes: Classes to export, each a MID (/m/0k4j) or a display name (any case); with their subclasses in the hierarchy.
+        exclude_classes: Classes left out, with their subclasses (e.g. Rocket out of Vehicle).
+        subclasses: Expand classes and exclude_classes to their subclasses (Subcategory edges of the hierarchy).
+        only_matching: Keep only the selected classes' boxes, masks and labels; off keeps every annotation of a selected image.
+        merge_subclasses: Relabel each subclass's boxes, masks and positive labels to the requested class it descends from.
+        per_class: Up to this many images per selected class and subset, rarest class first; empty for all.
+        max_images: At most this many images per subset, drawn in the seed's order; empty for all.
+        seed: Seed of the random draw of per_class and max_images: the same parameters give the same images.
+        image_ids: URL or path of a list of ImageIDs (one per line, subset/ImageID allowed) or a CSV with an ImageID
+            column, such as a previous export's NAME.image-ids.csv: only these images.
+        drop_boxes: Leave out boxes with any of these flags at 1: group-of, depiction, occluded, truncated, inside.
     """
     started = datetime.now(timezone.utc)
     name = plain_file_name(name or url_stem(source), "export name")
@@ -120,6 +145,10 @@ def export_open_images(
     source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
     parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
                   "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
+    spec = SelectionSpec(tuple(classes or ()), tuple(exclude_classes or ()), subclasses, only_matching, merge_subclasses,
+                         per_class, max_images, seed, image_ids, tuple(drop_boxes or ()))
+    if spec.active:
+        parameters["selection"] = key_parameters(spec)
     logger = get_run_logger()
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
@@ -131,13 +160,16 @@ def export_open_images(
         layout, keys = index_source(source, source_options, work)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
+        selection = select_images(layout, keys, spec, chosen, work) if spec.active else None  # before anything is read for the export
+        media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
+        selected = selection_summary(selection) if selection else None
 
         def finish(status: str, outputs: dict[str, str], files: list[dict], subset_counts: dict, media: dict | None = None,
                    package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
-                subsets=subset_counts, files=files, failures=failures, media=media, run=run,
+                subsets=subset_counts, files=files, failures=failures, media=media, run=run, selection=selected,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             return write_report(report, name, dest, dest_options, work, package, layout)
 
@@ -149,35 +181,43 @@ def export_open_images(
         # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
         validating = validate_tables(layout, keys, work)
         originals = ImageSize(image_size).target_pixels is None
-        batches = [(s, o, size) for s in chosen for size in [images_per_task(keys.images_per_subset.get(s, 0), originals)]
-                   for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
-        to_convert = images_to_convert(keys, chosen) if batches else 0
+        batches = [(s, o, size) for s in chosen for size in [images_per_task(media_keys.images_per_subset.get(s, 0), originals)]
+                   for o in range(0, media_keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
+        to_convert = images_to_convert(media_keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
         converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                        unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
+                                        unmapped(media_keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:
             fail(converting)
         columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
 
-        def partition():
-            return partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in checks], unmapped(out))
+        def partition(tables: list[TableCheck], classes: list[str] | None = None):
+            return partition_csv.map(tables, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in tables],
+                                     unmapped(out), unmapped(selection), unmapped(classes))
+
+        # A selection keeps the classes that the kept rows use: the class list is partitioned after the others.
+        first = [c for c in checks if not (selection and c.table.kind == "classes")]
 
         # With --on-invalid drop, rows of images and masks that fail to convert are left out: partition after them.
-        partitioning = partition() if on_invalid == OnInvalid.fail else None
+        partitioning = partition(first) if on_invalid == OnInvalid.fail else None
         images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, to_convert,
                                     f"{artifact_key(name)}-conversion", f"Images of {name} converted")
-        segmentations = [c for c in checks if c.table.kind == "masks"]
+        segmentations = [matching_masks(c, selection, work) if selection else c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
         masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
-                                  unmapped(layout), unmapped(keys), unmapped(out)).result()
+                                  unmapped(layout), unmapped(media_keys), unmapped(out)).result()
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])
         if media_failures.total and on_invalid == OnInvalid.fail:
             fail(partitioning)
-        parts = (partitioning or partition()).result()
-        files, media = [file_rows(p) for p in parts], media_rows(keys, chosen, segmentations, images, masks)
+        parts = (partitioning or partition(first)).result()
+        if selection:
+            used = prune_hierarchy(layout, kept_classes(selection, parts), out)
+            parts += partition([c for c in checks if c.table.kind == "classes"], used).result()
+            selected = selection_summary(selection, parts)
+        files, media = [file_rows(p) for p in parts], media_rows(media_keys, chosen, segmentations, images, masks)
         problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)
         if problems:
             finish("failed", {}, files, {}, media)
@@ -188,9 +228,12 @@ def export_open_images(
         bundles = {s: [s] for s in chosen} if per_subset else {}
         bundles["*"] = chosen
         outputs = {}
+        if selection and selection.images:  # the list that reproduces this export (--image-ids), beside the zip
+            listed = write_image_ids(selection, work / "package" / f"{name}.image-ids.csv")
+            selected["image_ids"] = {**listed, "url": display_url(upload(Path(listed["path"]), dest, dest_options))}
         for key, members in bundles.items():
             zip_name = name if key == "*" else f"{name}-{key}"
-            local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
+            local = package_zip(zip_name, members, layout, media_keys, headers, out, work / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
         report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])

@@ -126,6 +126,30 @@ def image_label_chart(stats: DatasetStats) -> bytes | None:
     return _png(fig, ax, ax.legend(frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5)))
 
 
+def selection_chart(classes: list[dict]) -> bytes | None:
+    """Images selected per class (the report's selection section's rows), one bar per subset, top classes first."""
+    rows = pl.DataFrame(classes, schema={"subset": pl.String, "name": pl.String, "selected": pl.Int64}, strict=False) if classes else None
+    if rows is None or not rows.get_column("selected").sum():
+        return None
+    wide = rows.pivot(on="subset", index="name", values="selected", aggregate_function="sum").fill_null(0)
+    subsets = sorted(c for c in wide.columns if c != "name")
+    top = wide.with_columns(pl.sum_horizontal(subsets).alias("all")).sort(["all", "name"], descending=[True, False]).head(TOP_CLASSES)
+    with matplotlib.rc_context(STYLE):
+        fig, ax = _figure(1.2 + 0.26 * top.height * max(1, len(subsets)) ** 0.5)
+        names, step = top.get_column("name").to_list()[::-1], 0.8 / len(subsets)
+        for number, subset in enumerate(subsets):
+            values = top.get_column(subset).to_list()[::-1]
+            ax.barh([i + number * step for i in range(len(names))], values, height=step, color=COLOURS[number % len(COLOURS)], label=subset)
+        ax.set_yticks([i + 0.4 - step / 2 for i in range(len(names))], names)
+        ax.grid(axis="y", visible=False)
+        shown = f"top {TOP_CLASSES} of {wide.height} classes" if wide.height > TOP_CLASSES else f"{wide.height} classes"
+        ax.set_title(f"Images selected per class ({shown})", loc="left")
+        ax.set_xlabel("images")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        return _png(fig, ax, legend)
+
+
 def _figure(height: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(8, height), dpi=DPI)
     FigureCanvasAgg(fig)

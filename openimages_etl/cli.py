@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .config import ImageSize, OnInvalid
+from .config import BoxFlag, ImageSize, OnInvalid
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
 from .progress import terminal_progress
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--no-reuse", dest="reuse", action="store_false",
                         help="export again even when DEST holds this export of the unchanged source")
     _add_dask(export)
+    _add_selection(export)
     export.set_defaults(run=_export)
     _add_production_commands(commands)
 
@@ -75,8 +76,36 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("source")
     inspect.add_argument("--charts-dir", default=None, help="folder for the chart PNGs (default: ./<source stem>.inspect)")
     inspect.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
+    _add_selection(inspect)
     inspect.set_defaults(run=_inspect)
     return parser
+
+
+def _add_selection(command: argparse.ArgumentParser) -> None:
+    """What an export keeps (README, "Select what to export"); `inspect` with them prints what would be selected."""
+    names = lambda v: [s.strip() for s in v.split(",") if s.strip()]  # noqa: E731
+    group = command.add_argument_group("selection")
+    group.add_argument("--classes", type=names, default=None, help="MIDs or display names, comma separated, with their subclasses")
+    group.add_argument("--exclude-classes", type=names, default=None, help="classes left out, with their subclasses")
+    group.add_argument("--no-subclasses", dest="subclasses", action="store_false", help="do not expand classes to their subclasses")
+    group.add_argument("--only-matching", action="store_true", help="keep only the selected classes' annotations")
+    group.add_argument("--merge-subclasses", action="store_true", help="relabel subclasses to the requested class")
+    group.add_argument("--per-class", type=int, default=None, metavar="N", help="up to N images per class and subset")
+    group.add_argument("--max-images", type=int, default=None, metavar="N", help="at most N images per subset")
+    group.add_argument("--seed", type=int, default=0, help="seed of the draw (default: %(default)s)")
+    group.add_argument("--image-ids", default=None, metavar="FILE_OR_URL", help="only these ImageIDs (text, subset/ImageID, or CSV)")
+    group.add_argument("--drop-boxes", type=names, default=None, metavar="FLAGS",
+                       help="leave out boxes with these flags at 1: " + ",".join(f.value for f in BoxFlag))
+
+
+def _selection(args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        drop = [BoxFlag(flag) for flag in args.drop_boxes or []]
+    except ValueError as exc:
+        raise UsageError(f"--drop-boxes: {exc}; choose from {','.join(f.value for f in BoxFlag)}") from None
+    return {"classes": args.classes, "exclude_classes": args.exclude_classes, "subclasses": args.subclasses,
+            "only_matching": args.only_matching, "merge_subclasses": args.merge_subclasses, "per_class": args.per_class,
+            "max_images": args.max_images, "seed": args.seed, "image_ids": args.image_ids, "drop_boxes": drop or None}
 
 
 def _add_dask(command: argparse.ArgumentParser) -> None:
@@ -156,9 +185,11 @@ def _prefect_console():
 
 def _inspect(args: argparse.Namespace) -> int:
     from .inspection import inspect_source, to_text
+    from .selection import SelectionSpec
 
     charts_dir = Path(args.charts_dir or f"{url_stem(args.source)}.inspect").resolve()
-    print(to_text(inspect_source(args.source, args.storage_options, charts_dir)))
+    print(to_text(inspect_source(args.source, args.storage_options, charts_dir, selection=SelectionSpec(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in _selection(args).items() if v is not None}))))
     return 0
 
 
@@ -172,7 +203,7 @@ def _export(args: argparse.Namespace) -> int:
                        subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
                        source_options=args.storage_options, dest_options=args.dest_storage_options,
                        source_block=args.source_block, dest_block=args.dest_block, work_dir=args.work_dir,
-                       reuse=args.reuse)
+                       reuse=args.reuse, **_selection(args))
     _print_summary(report)
     return 0
 

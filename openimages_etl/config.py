@@ -27,6 +27,16 @@ class OnInvalid(str, Enum):
     drop = "drop"
 
 
+class BoxFlag(str, Enum):
+    """A box flag that `drop_boxes` filters on: boxes with it at 1 are left out."""
+
+    occluded = "occluded"
+    truncated = "truncated"
+    group_of = "group-of"
+    depiction = "depiction"
+    inside = "inside"
+
+
 # Text per batch when streaming a CSV: large enough to vectorise well, small enough for bounded memory
 # (about 800 k rows of the bbox CSV, 190 k of the image lists with their URLs).
 CSV_BATCH_BYTES = 64 << 20

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from .layout import discover
+from .selection import SelectionSpec, select, selection_summary
 from .report_visuals import dataset_visuals, write_visuals
 from .stats import DatasetStats, layout_kind
 from .storage import display_url, stage_source
@@ -25,10 +26,13 @@ class Inspection:
     image_files: int
     stats: DatasetStats
     charts: list[tuple[str, str]]  # (path, title)
+    selection: dict[str, Any] | None = None  # what an export with these selection parameters would keep
 
 
-def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_dir: Path, work_dir: str | None = None) -> Inspection:
-    """Read SOURCE as the export does (same staging, layout discovery and key tables) and chart it into `charts_dir`."""
+def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_dir: Path, work_dir: str | None = None,
+                   selection: SelectionSpec | None = None) -> Inspection:
+    """Read SOURCE as the export does (same staging, layout discovery and key tables) and chart it into `charts_dir`;
+    with `selection`, also draw what an export with it would select (the dry run)."""
     with tempfile.TemporaryDirectory(prefix="openimages-inspect-", dir=work_dir) as tmp:
         work = Path(tmp)
         layout = discover(stage_source(source, storage_options or {}, work), work / "index")
@@ -40,7 +44,9 @@ def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_d
         image_files = pl.scan_parquet(layout.image_files).select(pl.len()).collect().item()
         write_visuals(visuals, charts_dir)
         charts = [(str(charts_dir / v.file), v.title) for v in visuals]
-        return Inspection(display_url(source), layout_kind(layout), tables, image_files, stats, charts)
+        chosen = select(layout, keys, selection, sorted(keys.images_per_subset), work / "selection") if selection and selection.picks_images else None
+        return Inspection(display_url(source), layout_kind(layout), tables, image_files, stats, charts,
+                          selection_summary(chosen) if chosen else None)
 
 
 def to_text(inspection: Inspection) -> str:
@@ -62,9 +68,24 @@ def to_text(inspection: Inspection) -> str:
                   _columns(["class", "MID", *(f"{s} boxes" for s in subsets), "labels"],
                            [[r["DisplayName"], r["LabelName"], *(r.get(s) or 0 for s in subsets), r["labels"]]
                             for r in top.iter_rows(named=True)])]
+    if inspection.selection:
+        lines += ["", *_selection_lines(inspection.selection)]
     if inspection.charts:
         lines += ["", "charts:"] + [f"  {path}  ({title})" for path, title in inspection.charts]
     return "\n".join(lines)
+
+
+def _selection_lines(selection: dict[str, Any]) -> list[str]:
+    """What an export with the given selection would keep: classes resolved, images per class and subset."""
+    lines = ["selection (what an export with these parameters would select):"]
+    lines += [f"  {r['entry']} -> {r['mid']} {r['name']}" for r in selection["requested"]]
+    lines += [f"  {selection['classes_selected']} classes with subclasses, less exclusions; images per subset: {selection['images']}"]
+    lines += [f"  note: {note}" for note in selection["notes"]]
+    if selection["classes"]:
+        lines += [_columns(["subset", "class", "MID", "images available", "images selected"],
+                           [[r["subset"], r["name"], r["mid"], r["available"], r["selected"]] for r in selection["classes"]])]
+    lines += [f"  quota not met: {line}" for line in selection["shortfalls"]]
+    return lines
 
 
 def _columns(header: list[str], rows: list[list[Any]]) -> str:

@@ -10,6 +10,7 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
 from .deflate import LEVEL, write_deflated
+from .hierarchy import PRUNED_HIERARCHY
 from .layout import Layout
 from .storage import member_path
 from .partition import OUTPUT_NAMES
@@ -33,7 +34,9 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
         for subset in subsets:
             if not (out_dir / "parts" / OUTPUT_NAMES["images"].format(subset=subset)).exists():
                 _write_image_list(archive, subset, sizes)
-        if layout.hierarchy:
+        if (out_dir / PRUNED_HIERARCHY).exists():  # a selection's classes only
+            archive.write(out_dir / PRUNED_HIERARCHY, f"annotations/{HIERARCHY_NAME}")
+        elif layout.hierarchy:
             fs, base = layout.root.open_fs()
             archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(member_path(base, layout.hierarchy)))
         known = sizes.filter(pl.col("subset").is_in(subsets) & pl.col("height").is_not_null())

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import polars as pl
 
+from openimages_etl.schemas.tables import BoxSchema as Box
+from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile
 from .storage import file_slug, safe_name
+from .selection import Selection
 from .tables import CSV_PASSES, LINE, SCHEMAS, scan, unreadable
 from .validation import Keys, TableCheck
 
@@ -32,6 +35,7 @@ class PartitionResult:
     published: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
     not_selected: int = 0
+    per_class: tuple[tuple[str, str, int], ...] = ()  # (subset, LabelName, rows written), with a selection
 
 
 def output_columns(tables: list[CsvFile]) -> list[str]:
@@ -53,14 +57,17 @@ def rejected_images(out_dir: Path) -> pl.Series:
     return pl.concat([pl.read_parquet(p).get_column(ImageList.image_id) for p in files]) if files else pl.Series([], dtype=pl.String)
 
 
-def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path) -> PartitionResult:
-    """Two streaming scans of the CSV: one counts rows per (subset, rejected), one writes every wanted subset's part."""
+def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path,
+                    selection: Selection | None = None, classes: list[str] | None = None) -> PartitionResult:
+    """Two streaming scans of the CSV: one counts rows per (subset, rejected, selected), one writes every wanted
+    subset's part. `selection` leaves rows of other images and classes out (not selected); `classes` keeps only
+    those rows of the class descriptions."""
     table = check.table
-    routed = _routed(check, keys, out_dir)
+    routed = _selected(_routed(check, keys, out_dir), table.kind, selection, classes)
     with CSV_PASSES:
-        counts = routed.group_by("subset", "rejected").len().collect()
+        counts = routed.group_by("subset", "rejected", "selected").len().collect()
     usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
-    wanted = usable & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
+    wanted = usable & pl.col("selected") & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
     published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
     rejected = int(counts.filter(~usable).get_column("len").sum())
     not_selected = int(counts.filter(usable & ~wanted).get_column("len").sum())
@@ -73,12 +80,37 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
         rows = routed.filter(wanted & (pl.col("subset") == subset))
         sinks.append(rows.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
             target, include_header=False, line_terminator="\r\n", lazy=True))
+    per_class = selection is not None and table.kind in ("boxes", "labels", "masks")
+    if per_class:
+        sinks.append(routed.filter(wanted).group_by("subset", Box.label_name).len())
     try:
         with CSV_PASSES:
-            pl.collect_all(sinks)
+            done = pl.collect_all(sinks)
     except pl.exceptions.PolarsError as exc:
         raise unreadable(table, exc) from exc
-    return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected)
+    return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected,
+                           tuple(done[-1].iter_rows()) if per_class else ())
+
+
+def _selected(routed: pl.LazyFrame, kind: str, selection: Selection | None, classes: list[str] | None) -> pl.LazyFrame:
+    """The `selected` flag of each row, and its LabelName after merge_subclasses."""
+    if kind == "classes":
+        return routed.with_columns((pl.col(Box.label_name).is_in(classes) if classes is not None else pl.lit(True)).alias("selected"))
+    if selection is None:
+        return routed.with_columns(pl.lit(True).alias("selected"))
+    if selection.images is not None:
+        chosen = pl.scan_parquet(selection.images).select(ImageList.image_id, pl.lit(True).alias("selected"))
+        routed = routed.join(chosen, on=ImageList.image_id, how="left", maintain_order="left").with_columns(pl.col("selected").fill_null(False))
+    else:
+        routed = routed.with_columns(pl.lit(True).alias("selected"))
+    if kind == "images":
+        return routed
+    routed = routed.with_columns((pl.col("selected") & selection.label_filter(kind)).alias("selected"), selection.relabel(kind))
+    if kind == "labels" and selection.merge:  # two subclasses' labels on one image are one label of their class once merged
+        kept = pl.col("selected") & ~pl.col("rejected")
+        first = pl.struct(ImageList.image_id, Box.label_name, ImageLabel.confidence, kept).is_first_distinct()
+        routed = routed.with_columns((pl.col("selected") & first).alias("selected"))
+    return routed
 
 
 def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:

@@ -14,9 +14,11 @@ COUNT_KINDS = ("images", "boxes", "labels", "masks")
 def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
                  finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
                  failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
-                 media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+                 media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None,
+                 selection: dict[str, Any] | None = None) -> dict[str, Any]:
     """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected; `media` per kind:
-    in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed."""
+    in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed;
+    `selection`: what selection.selection_summary says, when the export selected."""
     return {
         "status": status,
         "source": source,
@@ -36,6 +38,7 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
         "duration_s": round((finished - started).total_seconds(), 3),
         "version": __version__,
         "run": run or {},
+        **({"selection": selection} if selection else {}),
     }
 
 
@@ -66,6 +69,8 @@ def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
         lines += ["## Per subset", "", "| subset | " + " | ".join(COUNT_KINDS) + " |", "|---" * (len(COUNT_KINDS) + 1) + "|"]
         lines += [f"| {row['subset']} | " + " | ".join(str(row[k]) for k in COUNT_KINDS) + " |" for row in counts_table(report)]
         lines.append("")
+    if report.get("selection"):
+        lines += selection_markdown(report["selection"])
     if report["files"]:
         lines += ["## Input files", "", "| file | kind | rows in | published | rejected | not selected |", "|---|---|---|---|---|---|"]
         lines += [f"| `{f['file']}` | {f['kind']} | {f['rows_in']} | {sum(f['published'].values())} | {f['rejected']} | {f['not_selected']} |"
@@ -88,6 +93,27 @@ def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
             shown = f"![{picture['title']}]({pictures_base}{picture['file']})" if pictures_base is not None else f"`{picture['file']}`"
             lines += [f"**{picture['title']}**", "", shown, ""]
     return "\n".join(lines)
+
+
+def selection_markdown(selection: dict[str, Any]) -> list[str]:
+    """The parameters given, the classes they resolved to, per class and subset images and annotations, shortfalls."""
+    given = {k: v for k, v in selection["parameters"].items() if v not in (None, [], False) or k == "subclasses"}
+    lines = ["## Selection", "", "- **Parameters**: " + ", ".join(f"{k}={v}" for k, v in given.items()),
+             "- **Requested**: " + (", ".join(f"{r['entry']} → `{r['mid']}` {r['name']}" for r in selection["requested"]) or "no classes"),
+             f"- **Classes selected** (with subclasses, less exclusions): {selection['classes_selected']}"
+             + (f"; {selection['merged']} merged into the requested ones" if selection["merged"] else "")]
+    if selection.get("image_ids"):
+        ids = selection["image_ids"]
+        lines.append(f"- **Image list**: `{ids['url']}` ({ids['images']} images, sha256 `{ids['sha256']}`)")
+    lines += [f"- {note}" for note in selection["notes"]] + [""]
+    if selection["classes"]:
+        lines += ["| subset | class | MID | images available | images selected | boxes | labels | masks |", "|---" * 8 + "|"]
+        lines += [f"| {r['subset']} | {r['name']} | `{r['mid']}` | {r['available']} | {r['selected']} | {r['boxes']} | {r['labels']} | {r['masks']} |"
+                  for r in selection["classes"]]
+        lines.append("")
+    if selection["shortfalls"]:
+        lines += ["Quotas not met:", ""] + [f"- {line}" for line in selection["shortfalls"]] + [""]
+    return lines
 
 
 def _link(url: str | None) -> str:

@@ -92,6 +92,14 @@ def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any]
         return dataset_visuals(layout, keys, pool=pool)[1]
 
 
+def selection_visuals(selection: dict[str, Any]) -> list[Visual]:
+    """The chart of images selected per class, from the report's selection section."""
+    from .charts import selection_chart
+
+    png = selection_chart(selection["classes"])
+    return [] if png is None else [Visual("selection.png", "Images selected per class", png)]
+
+
 def failure_visuals(layout: Layout, errors: list[dict[str, Any]]) -> list[Visual]:
     """Thumbnails of the images and masks behind a run's first failures (none when no failure is about a file)."""
     picture = failure_sheet(layout, errors)
@@ -118,6 +126,8 @@ def to_html(report: dict[str, Any], visuals: list[Visual]) -> str:
     if report["subsets"]:
         parts += ["<h2>Per subset</h2>", _table(["subset", *COUNT_KINDS],
                                                 [[s, *(c.get(k, 0) for k in COUNT_KINDS)] for s, c in report["subsets"].items()])]
+    if report.get("selection"):
+        parts += _selection_html(report["selection"])
     if report["files"]:
         parts += ["<h2>Input files</h2>", _table(["file", "kind", "rows in", "published", "rejected", "not selected"],
                                                  [[f["file"], f["kind"], f["rows_in"], sum(f["published"].values()), f["rejected"], f["not_selected"]]
@@ -139,6 +149,19 @@ STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1600px
          "h1.ok{color:#17653a}h1.bad{color:#a51d2d}table{border-collapse:collapse;margin:.5em 0 1.5em}"
          "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}td.n{text-align:right}th{background:#f3f3f3}"
          "figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}img{max-width:100%;height:auto}code{font-size:90%}")
+
+
+def _selection_html(selection: dict[str, Any]) -> list[str]:
+    given = {k: v for k, v in selection["parameters"].items() if v not in (None, [], False) or k == "subclasses"}
+    ids = selection.get("image_ids")
+    items = [f"<b>Parameters</b>: {_e(', '.join(f'{k}={v}' for k, v in given.items()))}",
+             "<b>Requested</b>: " + (_e(", ".join(f"{r['entry']} → {r['mid']} {r['name']}" for r in selection["requested"])) or "no classes"),
+             f"<b>Classes selected</b>: {selection['classes_selected']}",
+             *([f"<b>Image list</b>: <code>{_e(ids['url'])}</code> ({ids['images']:,} images, sha256 <code>{ids['sha256']}</code>)"] if ids else []),
+             *map(_e, selection["notes"]), *(f"Quota not met: {_e(line)}" for line in selection["shortfalls"])]
+    rows = [[r["subset"], r["name"], r["mid"], r["available"], r["selected"], r["boxes"], r["labels"], r["masks"]] for r in selection["classes"]]
+    return ["<h2>Selection</h2>", "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>",
+            *([_table(["subset", "class", "MID", "images available", "images selected", "boxes", "labels", "masks"], rows)] if rows else [])]
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:

@@ -45,7 +45,7 @@ class TableCheck:
     rows: int
     failures: FailureSummary
     rejected_lines: str  # parquet: __line
-    mask_jobs: str | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, __line (valid rows)
+    mask_jobs: str | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
 
 
 def build_keys(layout: Layout, work_dir: Path) -> Keys:
@@ -189,7 +189,8 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     jobs_path = None
     if table.kind == "masks":
         jobs_path = str(out / f"{stem}.maskjobs.parquet")
-        (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
+        (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String,
+                                                          Segmentation.label_name: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
@@ -207,7 +208,7 @@ def _check_batches(batches, cast: bool, table: CsvFile, references: list[tuple[s
         rejected.append(bad_lines)
         if table.kind == "masks":
             jobs.append(frame.filter(~pl.col(LINE).is_in(bad_lines.implode())).select(
-                Segmentation.mask_path, Segmentation.image_id, LINE))
+                Segmentation.mask_path, Segmentation.image_id, Segmentation.label_name, LINE))
     return rows, log, rejected, jobs
 
 

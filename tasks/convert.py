@@ -9,6 +9,7 @@ from prefect.cache_policies import NONE
 from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
 from openimages_etl.layout import Layout
 from openimages_etl.partition import PartitionResult, partition_table
+from openimages_etl.selection import Selection
 from openimages_etl.validation import Keys, TableCheck
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
@@ -34,7 +35,8 @@ def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, ke
 
 @task(name="partition-csv", task_run_name="partition-{check.table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path) -> PartitionResult:
-    result = partition_table(check, keys, subsets, columns, out_dir)
+def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path,
+                  selection: Selection | None = None, classes: list[str] | None = None) -> PartitionResult:
+    result = partition_table(check, keys, subsets, columns, out_dir, selection, classes)
     get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)
     return result

@@ -13,7 +13,7 @@ from openimages_etl.layout import Layout
 from openimages_etl.package import build_zip
 from openimages_etl.progress import UploadProgress
 from openimages_etl.report import counts_table, to_json, to_markdown
-from openimages_etl.report_visuals import export_visuals, failure_visuals, to_html, write_visuals
+from openimages_etl.report_visuals import export_visuals, failure_visuals, selection_visuals, to_html, write_visuals
 from openimages_etl.reuse import source_key
 from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers
 from openimages_etl.storage import display_url, join_url, publish_file
@@ -84,6 +84,8 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
     started = time.perf_counter()
     folder = work_dir / "report" / f"{name}.report"
     visuals = export_visuals(str(package), work_dir / "report") if package is not None else []
+    if report.get("selection"):
+        visuals += selection_visuals(report["selection"])
     if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
         visuals += failure_visuals(layout, report["errors"])
     files = write_visuals(visuals, folder)

@@ -47,3 +47,25 @@ def test_datumaro_written_dataset_round_trips_unchanged(datumaro_python, tmp_pat
     fixture = HERE / "fixtures" / "datumaro_export"
     export_open_images(source=str(fixture), dest=str(tmp_path), name="again")
     assert datumaro_view(datumaro_python, tmp_path / "again.zip") == datumaro_view(datumaro_python, fixture)
+
+
+@pytest.mark.parametrize("parameters", [
+    {"classes": ["Vehicle"], "exclude_classes": ["Rocket"], "per_class": 2, "drop_boxes": ["group-of"]},
+    {"classes": ["Vehicle", "Dog"], "only_matching": True, "merge_subclasses": True},
+])
+def test_selected_export_imports_with_its_pruned_classes(datumaro_python, tmp_path, parameters):
+    from .selection_data import make_dataset
+
+    report = export_open_images(source=str(make_dataset(tmp_path / "ds")), dest=str(tmp_path), name="sel", **parameters)
+    view = datumaro_view(datumaro_python, tmp_path / "sel.zip")
+    assert view["warnings"] == []
+    with zipfile.ZipFile(tmp_path / "sel.zip") as archive:
+        classes = [line.split(",")[0] for line in archive.read("annotations/class-descriptions.csv").decode().splitlines()]
+        listed = [row["ImageID"] for subset in ("train", "validation")
+                  for row in _rows(archive, f"annotations/{subset}-images-with-rotation.csv")]
+    assert sorted(item["id"] for item in view["items"]) == sorted(listed)
+    assert sum(report["subsets"][s]["images"] for s in report["subsets"]) == len(listed)
+    assert set(view["categories"]) == set(classes)
+    used = {a["label"] for item in view["items"] for kind in ("bboxes", "labels", "masks") for a in item[kind]}
+    assert used <= set(classes)
+    assert all(item["has_image"] for item in view["items"])
