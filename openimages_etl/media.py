@@ -20,13 +20,13 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .config import Limits, ResizeMethod
-from .resize import encode_jpeg, resize_to, tfds_encode, tfds_resize, tfds_size
+from .resize import decode_scaled, encode_jpeg, resize_to, tfds_encode, tfds_resize, tfds_size
 
 EXIF_ORIENTATION = 0x0112
-# What turns stored pixels upright for each EXIF orientation (the tag's definition); 5-8 swap width and height.
-UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
+# What turns stored pixels (rows, columns, channels) upright for each EXIF orientation (the tag's definition):
+# mirrored, turned by 180 degrees, ..., turned counter-clockwise by 90; 5-8 swap width and height.
+UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: np.rot90}
 QUARTER_TURNS = {5, 6, 7, 8}
 # Pillow's own check stays as a backstop; its warning (between 1x and 2x the limit) becomes an error.
 Image.MAX_IMAGE_PIXELS = Limits().image_pixels
@@ -89,10 +89,13 @@ def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None 
             if ResizeMethod(method) is ResizeMethod.tfds:
                 return _tfds(image, data, target_pixels)
             size = tfds_size(width, height, target_pixels)
-            picture = resize_to(decode_near(image, size), size)
+            pixels = decode_scaled(data, width, height, size) if image.format == "JPEG" else None
+            if pixels is None:
+                pixels = np.asarray(decode_near(image, size))
+            pixels = resize_to(pixels, size)
             if orientation in UPRIGHT:
-                picture = picture.transpose(UPRIGHT[orientation])
-            return encode_jpeg(picture), ".jpg", picture.height, picture.width
+                pixels = UPRIGHT[orientation](pixels)
+            return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
     except MediaError:
         raise
     except DECODE_ERRORS as exc:
@@ -100,7 +103,7 @@ def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None 
 
 
 def decode_near(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The image's pixels in RGB; a JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling) when that is still >= size."""
+    """The image's pixels in RGB, by Pillow; a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that is still >= size."""
     image.draft("RGB", size)
     image.load()
     return to_rgb(image)

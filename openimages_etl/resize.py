@@ -1,29 +1,27 @@
 """The two ways to resize to a pixel budget (`--image-size 300k|200k`): `fast` (the default) and `tfds`.
 
 Both give TFDS's output size (`tfds_size`) and a JPEG of quality 72, for every image, small ones too.
-- fast: Pillow decodes a JPEG at 1/2, 1/4 or 1/8 scale when that is still at least the output size (libjpeg's
-  DCT scaling drops the fine detail that would alias, and skips most of the decode work), OpenCV resizes
-  what is left (INTER_LINEAR for less than 2x, INTER_AREA beyond), Pillow encodes.
-  Pillow's full decode takes half the time of OpenCV's (3.5 vs 8.0 ms at 1024x768, 2026-11-30).
+- fast: libjpeg-turbo (simplejpeg) decodes a JPEG at 1/2, 1/4 or 1/8 scale when that is still at least the
+  output size (the DCT scaling drops the detail that would alias, and most of the work), with its fast IDCT and
+  chroma upsampling (the resize averages away what they lose); OpenCV resizes what is left (INTER_LINEAR below
+  2x, INTER_AREA beyond); libjpeg-turbo encodes. Images it does not decode (PNG, CMYK, a flawed JPEG) go through
+  Pillow, which also decides whether a flawed file is readable at all.
 - tfds: TFDS's own steps (its Open Images builder): OpenCV decodes in full, `cv2.resize` scales both sides by
   the same factor (INTER_LINEAR, no antialiasing), OpenCV encodes. The pixels are TFDS's, bit for bit.
-How they differ: fast maps the source's edges onto the output's edges, tfds scales by sqrt(target/pixels)
-on both axes, so its right and bottom edges miss (or repeat) up to half an output pixel; tfds aliases fine
-detail; fast is 1.4-3x faster. benchmarks/bench_images.py measures both against a Lanczos resize.
+How they differ: fast maps the source's edges onto the output's edges, tfds scales by sqrt(target/pixels) on
+both axes, so its right and bottom edges miss (or repeat) up to half an output pixel; tfds aliases fine
+detail; fast is faster. benchmarks/bench_images.py measures both against a Lanczos resize of the full decode.
 
-OpenCV's functions release the GIL; it is imported on first use (about 0.2 s) and runs one thread per call,
-as the conversion batches already keep every core busy.
+All three libraries release the GIL while they work. OpenCV is imported on first use (~0.2 s at the CLI's
+start otherwise) and runs one thread per call, as the conversion batches already keep every core busy.
 """
 from __future__ import annotations
 
 import functools
 import math
-import os
-import tempfile
-from typing import IO
 
 import numpy as np
-from PIL import Image
+import simplejpeg
 
 JPEG_QUALITY = 72  # TFDS re-encodes every image at this quality
 
@@ -44,30 +42,32 @@ def _cv2():
     return cv2
 
 
-# The fast method's steps after media.decode_near, apart so that benchmarks/bench_images.py can time each one.
-def resize_to(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+# The steps of the fast method, apart so that benchmarks/bench_images.py can time each one.
+def decode_scaled(data: bytes, width: int, height: int, size: tuple[int, int]) -> np.ndarray | None:
+    """RGB pixels of a JPEG of width x height decoded at 1/8, 1/4, 1/2 or full scale, the smallest still >= size
+    (libjpeg-turbo's other n/8 scales have no SIMD code: slower than a full decode); None if libjpeg-turbo
+    refuses the file or warns about it."""
+    scale = next(s for s in (8, 4, 2, 1) if width // s >= size[0] and height // s >= size[1] or s == 1)
+    try:
+        return simplejpeg.decode_jpeg(data, "RGB", fastdct=True, fastupsample=True,
+                                      min_width=-(-width // scale), min_height=-(-height // scale))
+    except ValueError:
+        return None
+
+
+def resize_to(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """OpenCV's INTER_LINEAR (2x2 taps) below a 2x reduction, where it still reads every source pixel;
     INTER_AREA (the mean of the pixels each output pixel covers) beyond, where INTER_LINEAR would alias."""
-    if picture.size == size:
-        return picture
+    if pixels.shape[1::-1] == size:
+        return pixels
     cv2 = _cv2()
-    interpolation = cv2.INTER_AREA if picture.width >= 2 * size[0] else cv2.INTER_LINEAR
-    return Image.fromarray(cv2.resize(np.asarray(picture), size, interpolation=interpolation))
+    interpolation = cv2.INTER_AREA if pixels.shape[1] >= 2 * size[0] else cv2.INTER_LINEAR
+    return cv2.resize(pixels, size, interpolation=interpolation)
 
 
-def encode_jpeg(picture: Image.Image) -> bytes:
-    """JPEG q72. Pillow holds the GIL while it encodes into a BytesIO but not into a file descriptor:
-    an anonymous in-memory file lets other threads run during the encode."""
-    with _scratch_file() as out:
-        picture.save(out, "JPEG", quality=JPEG_QUALITY)
-        out.seek(0)
-        return out.read()
-
-
-def _scratch_file() -> IO[bytes]:
-    if hasattr(os, "memfd_create"):  # Linux: no file system involved
-        return open(os.memfd_create("jpeg"), "w+b")
-    return tempfile.TemporaryFile()
+def encode_jpeg(pixels: np.ndarray) -> bytes:
+    """RGB pixels as a JPEG q72, 4:2:0, with the accurate DCT: what Pillow and OpenCV write by default."""
+    return simplejpeg.encode_jpeg(np.ascontiguousarray(pixels), JPEG_QUALITY, "RGB", "420", fastdct=False)
 
 
 def tfds_resize(data: bytes, target_pixels: int) -> np.ndarray | None:
