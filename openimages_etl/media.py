@@ -60,7 +60,7 @@ def _refuse_bomb(width: int, height: int, max_pixels: int) -> None:
                          "(OPENIMAGES_ETL_MAX_IMAGE_PIXELS): a decompression bomb?")
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def _to_rgb(image: Image.Image) -> Image.Image:
     """16-bit and 32-bit grey scaled to 8 bits (Pillow would clip them to white); alpha dropped; palette expanded."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         wide = np.asarray(image).astype(np.uint32)
@@ -106,7 +106,7 @@ def decode_near(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """The image's pixels in RGB, by Pillow; a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that is still >= size."""
     image.draft("RGB", size)
     image.load()
-    return to_rgb(image)
+    return _to_rgb(image)
 
 
 def _tfds(image: Image.Image, data: bytes, target_pixels: int) -> tuple[bytes, str, int, int]:
