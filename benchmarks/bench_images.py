@@ -3,7 +3,8 @@
 Sources are photo-like JPEGs (q90) of 0.79 MP (1024x768), 2 MP (1632x1224) and 8 MP (3264x2448). Every method
 converts the same bytes held in memory, in threads (one image per thread), and writes nothing while timed;
 TFDS's method runs with Datumaro's python (its OpenCV), ours here. The runs are interleaved and repeated, and
-the fastest of each kept (the machine is shared).
+the fastest of each kept (the machine is shared). Beside each ratio of seconds, the ratio of CPU seconds (user +
+system of all threads), which other jobs on the machine disturb much less.
 Goals: `fast` against TFDS >= 1.0x at 0.79 MP, >= 1.5x at 2 MP, >= 1.7x at 8 MP, on 1 and 2 threads; the PSNR
 of `fast` against a Lanczos resize of the full decode >= TFDS's; `tfds` gives TFDS's pixels (PSNR = inf).
 Then where the time goes (`child.py image-steps`, one thread), and with --export, the export end to end
@@ -94,8 +95,9 @@ def speed(args, out: Path) -> None:
     print(table(list(runs.values())))
     for name, (_, _, _, distinct, goal, _) in SOURCES.items():
         for threads in (1, 2):
-            ratio = runs[f"TFDS method, {name}, {threads} thread(s)"].seconds / runs[f"ours fast, {name}, {threads} thread(s)"].seconds
-            print(verdict(f"{name}: TFDS s / fast s ({threads} thread{'s' * (threads > 1)})", ratio, goal))
+            theirs, ours = runs[f"TFDS method, {name}, {threads} thread(s)"], runs[f"ours fast, {name}, {threads} thread(s)"]
+            print(verdict(f"{name}: TFDS s / fast s ({threads} thread{'s' * (threads > 1)})", theirs.seconds / ours.seconds, goal)
+                  + f"; CPU s: {theirs.output['cpu'] / ours.output['cpu']:.2f}")
         scaling = runs[f"ours fast, {name}, 1 thread(s)"].seconds / runs[f"ours fast, {name}, 2 thread(s)"].seconds
         tfds_scaling = runs[f"TFDS method, {name}, 1 thread(s)"].seconds / runs[f"TFDS method, {name}, 2 thread(s)"].seconds
         print(f"{name}: thread scaling 1 -> 2: fast {scaling:.2f}, TFDS {tfds_scaling:.2f}; "

@@ -141,7 +141,8 @@ def export_open_images(
                    package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
-                image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
+                image_size=ImageSize(image_size).value, resize_method=parameters.get("resize_method"),
+                started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             return write_report(report, name, dest, dest_options, work, package, layout)
