@@ -19,7 +19,7 @@ from .layout import Layout
 from .media import MediaError, convert_image, convert_mask
 from .progress import CONVERT, counted
 from .shards import ShardWriter
-from .storage import file_slug, member_path, read_files, read_member, reader, safe_name
+from .storage import file_slug, member_path, read_files, read_member, reader, safe_id, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
 
@@ -90,7 +90,7 @@ def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, l
     files = read_files(fs, [member_path(base, path) for path in paths], paths)
     for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
         try:
-            safe_name(image_id, "ImageID")
+            safe_id(image_id)
             data, extension, height, width = convert_image(data, target_pixels, limits, method)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
@@ -110,13 +110,17 @@ def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, l
 
 
 def exported_sizes(keys: Keys, out_dir: Path) -> pl.LazyFrame:
-    """(ImageID, subset, height, width) of every exported image; images.meta sizes where no image was converted."""
+    """(ImageID, subset, height, width) of every exported image: the converted file's size, or the images.meta
+    size of an image listed without a file (an image that failed to convert is left out)."""
+    meta = ["height", "width"] if _has_meta(keys) else [pl.lit(None, pl.Int64).alias("height"), pl.lit(None, pl.Int64).alias("width")]
+    listed = pl.scan_parquet(keys.images)
+    without_file = listed.filter(pl.col("path").is_null()).select(ImageList.image_id, "subset", *meta)
     converted = sorted((out_dir / "sizes").glob("*.parquet"))
-    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset", *(["height", "width"] if _has_meta(keys) else []))
     if not converted:
-        return listed if _has_meta(keys) else listed.with_columns(height=pl.lit(None, pl.Int64), width=pl.lit(None, pl.Int64))
+        return without_file
     sizes = pl.scan_parquet(converted).select(ImageList.image_id, "height", "width")
-    return listed.select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner")
+    return pl.concat([listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner"),
+                      without_file])
 
 
 def _has_meta(keys: Keys) -> bool:

@@ -137,8 +137,12 @@ def _file_roles(paths: list[str]) -> pl.DataFrame:
         folder=pl.col("path").str.extract(r"([^/]+)/[^/]+$"),
     ).with_columns(suffix=pl.col("name").str.extract(r"^.+(\.[^.]+)$").str.to_lowercase())
     in_masks = pl.col("path").str.contains(r"(?:^|/)(?:masks|[^/]*-masks)/")
+    # Under `images/<subset>/` the stem is the path below the subset, sub-folders included: Datumaro writes the
+    # item `dir/img1` (a CVAT frame uploaded in a folder) as images/<subset>/dir/img1.jpg and reads it back so.
+    nested = r"(?:^|/)images/([^/]+)/(.+)\.[^./]+$"
     return files.with_columns(
-        stem=pl.coalesce(pl.col("name").str.extract(r"^(.+)\.[^.]+$"), pl.col("name")),
+        folder=pl.coalesce(pl.col("path").str.extract(nested, 1), pl.col("folder")),
+        stem=pl.coalesce(pl.col("path").str.extract(nested, 2), pl.col("name").str.extract(r"^(.+)\.[^.]+$"), pl.col("name")),
         role=pl.when((pl.col("suffix") == ".png") & in_masks).then(pl.lit("mask"))
         .when(pl.col("suffix").is_in(sorted(IMAGE_EXTENSIONS))).then(pl.lit("image")),
     )

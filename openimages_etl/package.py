@@ -38,7 +38,7 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
             archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(member_path(base, layout.hierarchy)))
         known = sizes.filter(pl.col("subset").is_in(subsets) & pl.col("height").is_not_null())
         if known.height:
-            lines = known.select(pl.format("{} {} {}", ImageList.image_id, "height", "width")).to_series()
+            lines = known.select(pl.format("{} {} {}", shell_quoted(pl.col(ImageList.image_id)), "height", "width")).to_series()
             archive.writestr("annotations/images.meta", "# image_id height width\n" + "\n".join(lines) + "\n")
         wanted = tuple(f"{media}/{subset}/" for media in ("images", "masks") for subset in subsets)
         for shard in sorted((out_dir / "media").glob("*.zip")):
@@ -54,8 +54,13 @@ def _output_tables(out_dir: Path, subsets: list[str]) -> list[str]:
 
 def _write_image_list(archive: zipfile.ZipFile, subset: str, sizes: pl.DataFrame) -> None:
     """A source without image lists still gets one per subset: Datumaro's importer reads items from it."""
-    ids = sizes.filter(pl.col("subset") == subset).get_column(ImageList.image_id)
-    if ids.len():
-        rows = "".join(f"{image_id},{subset},,,,,,,,,,\r\n" for image_id in ids)
-        header = ",".join(ImageList.to_schema().columns) + "\r\n"
-        archive.writestr(f"annotations/{OUTPUT_NAMES['images'].format(subset=subset)}", header + rows)
+    ids = sizes.filter(pl.col("subset") == subset).select(ImageList.image_id, pl.lit(subset).alias(ImageList.subset))
+    if ids.height:  # written by polars: an id with a comma or a quote is quoted, as Datumaro's csv module does
+        rows = ids.with_columns(pl.lit(None, pl.String).alias(c) for c in ImageList.to_schema().columns if c not in ids.columns)
+        archive.writestr(f"annotations/{OUTPUT_NAMES['images'].format(subset=subset)}", rows.write_csv(line_terminator="\r\n"))
+
+
+def shell_quoted(ids: pl.Expr) -> pl.Expr:
+    """Each id as Python's shlex.quote writes it (what Datumaro's images.meta holds, and how it reads it back)."""
+    return pl.when(ids.str.contains(r"[^\w@%+=:,./-]|[^\x00-\x7f]") | (ids == "")).then(
+        pl.lit("'") + ids.str.replace_all("'", "'\"'\"'", literal=True) + pl.lit("'")).otherwise(ids)

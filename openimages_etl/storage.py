@@ -31,13 +31,26 @@ RATIO_FLOOR_BYTES = 1 << 20  # smaller members are not ratio-checked: they canno
 # Raised while reading a member of an archive whose bytes do not match its directory (truncated, lying sizes, bad CRC).
 ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
 _SECRET_KEY = re.compile(r"key|secret|token|password|passwd|credential|session", re.IGNORECASE)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$")
+# Values from the data that become file names (Subset, MaskPath): a leading letter, digit or `_`, no separator.
+SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]*$"
+# An ImageID becomes images/<subset>/<ImageID>.<ext>, and CVAT frame names hold spaces and sub-folders (`my photo`,
+# `dir/img1`): `/`-separated segments, each starting with a letter, digit or `_` (so never empty, `.`, `..` or hidden)
+# and holding no backslash, control character or character Windows forbids in names. Python's and polars' regex alike.
+_SEGMENT = r'\w[^/\\:*?"<>|\x00-\x1f\x7f-\x9f]*'
+SAFE_ID = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 
 
 def safe_name(value: str, what: str) -> str:
     """Guard a value from the data that becomes a file name: no separators, no `..`, no NUL."""
-    if not _SAFE_NAME.match(value or "") or ".." in value:
+    if not re.fullmatch(SAFE_NAME, value or "") or ".." in value:
         raise UnsafeSourceError(f"{what} {value!r} is not a safe file name")
+    return value
+
+
+def safe_id(value: str) -> str:
+    """Guard an ImageID, a relative path under its subset's image folder (see SAFE_ID)."""
+    if not re.fullmatch(SAFE_ID, value or ""):
+        raise UnsafeSourceError(f"ImageID {value!r} is not a safe relative path")
     return value
 
 

@@ -22,6 +22,7 @@ from .storage import file_slug, member_path
 from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
+FILE_OR_SIZE = "image file present, or its size in images.meta"
 HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one process
 
 
@@ -62,8 +63,6 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     images = _attach_files(images, files)
     duplicated = images.filter(pl.col(ImageList.image_id).is_duplicated() & ~pl.col(ImageList.image_id).is_first_distinct())
     log.add(_failures(duplicated, ImageList.image_id, "ImageID unique across image lists"))
-    if files.height:
-        log.add(_failures(images.filter(pl.col("path").is_null()), ImageList.image_id, "image file present"))
     if layout.images_meta:
         images = _attach_meta(fs, base, layout.images_meta, images, log)
     if layout.hierarchy:
@@ -109,15 +108,26 @@ def _attach_files(images: pl.DataFrame, files: pl.DataFrame) -> pl.DataFrame:
         pl.exclude("by_stem", "path"), pl.coalesce("path", "by_stem").alias("path"))
 
 
+# images.meta is read as Datumaro reads it, with shlex (comments on): fields split on blanks, a field may join quoted
+# parts ('my photo', as shlex.quote writes an id with a space), `#` outside quotes starts a comment.
+_META_PART = r"""'[^']*'|"[^"\\]*"|\\.|[^ \t\r\n'"\\#]"""
+_META_FIELD = rf"(?:{_META_PART})+"
+_META_UNQUOTE = r"""'([^']*)'|"([^"]*)"|\\(.)"""
+
+
 def _attach_meta(fs, base: str, meta_path: str, images: pl.DataFrame, log: FailureLog) -> pl.DataFrame:
-    """`images.meta`: `ImageID height width` per line, whitespace separated, `#` comments."""
+    """`images.meta`: `ImageID height width` per line, shell-quoted, `#` comments."""
     with fs.open(member_path(base, meta_path), "rb") as raw:
         text = raw.read().decode("utf-8-sig", errors="replace")
     lines = pl.DataFrame({"text": text.splitlines()}).with_row_index("line", offset=1).with_columns(pl.col("line").cast(pl.Int64))
-    rows = lines.filter(~pl.col("text").str.strip_chars().str.starts_with("#") & (pl.col("text").str.strip_chars() != ""))
-    fields = rows.with_columns(pl.col("text").str.extract_all(r"\S+").alias("fields"))
-    bad = fields.filter((pl.col("fields").list.len() != 3) | pl.col("fields").list.get(1, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0)
-                        | pl.col("fields").list.get(2, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0))
+    parsed = lines.with_columns(code=pl.col("text").str.extract(rf"^((?:{_META_PART}|[ \t\r\n])*)")).with_columns(
+        rest=pl.col("text").str.slice(pl.col("code").str.len_chars()),  # a comment, or what shlex refuses: an open quote
+        fields=pl.col("code").str.extract_all(_META_FIELD).list.eval(pl.element().str.replace_all(_META_UNQUOTE, "${1}${2}${3}")),
+    )
+    malformed = (pl.col("rest") != "") & ~pl.col("rest").str.starts_with("#")
+    fields = parsed.filter((pl.col("fields").list.len() > 0) | malformed)  # blank and comment lines go
+    bad = fields.filter(malformed | (pl.col("fields").list.len() != 3) | pl.any_horizontal(
+        pl.col("fields").list.get(i, null_on_oob=True).cast(pl.Int64, strict=False).fill_null(0).le(0) for i in (1, 2)))
     log.add(bad.select(pl.lit(meta_path).alias("file"), pl.col("line").alias("row"), pl.lit(None, pl.String).alias("column"),
                        pl.lit("'ImageID height width' with positive integer sizes").alias("check"), pl.col("text").alias("value")))
     sizes = fields.join(bad, on="line", how="anti").select(
@@ -156,12 +166,15 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
 def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
                    keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
-    references = {
-        Box.label_name: (KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions"),
-        Box.image_id: (KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list"),
-    } if table.kind in ("boxes", "labels", "masks") else {}
+    references = [
+        (Box.label_name, KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
+        (Box.image_id, KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list", True),
+    ] if table.kind in ("boxes", "labels", "masks") else []
+    if table.kind in ("boxes", "masks") and keys.has_image_files:
+        # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it needs its size.
+        references.append((Box.image_id, KeyIndex(_unsized(keys)), FILE_OR_SIZE, False))
     if table.kind == "masks":
-        references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
+        references.append((Segmentation.mask_path, KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present", True))
     estimate = rows_estimate(table)
     with CSV_PASSES:
         try:
@@ -180,14 +193,14 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
-def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], keep: int):
+def _check_batches(batches, cast: bool, table: CsvFile, references: list[tuple[str, "KeyIndex", str, bool]], keep: int):
     """Typed batches (or string ones with `cast`) through the model and the references; what `validate_table` keeps."""
     log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     for batch in batches:
         rows += batch.height
         frame, parse_failures = typed(batch, table.kind) if cast else (batch, pl.DataFrame(schema=FAILURE_SCHEMA))
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
-        cross = [_missing(frame, column, index, check) for column, (index, check) in references.items() if column in frame.columns]
+        cross = [_unmatched(frame, *reference) for reference in references if reference[0] in frame.columns]
         found = pl.concat([parse_failures, schema_failures, *cross]).with_columns(pl.lit(table.path).alias("file"))
         log.add(found)
         bad_lines = found.get_column("row").drop_nulls().unique()
@@ -198,10 +211,17 @@ def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tu
     return rows, log, rejected, jobs
 
 
-def _missing(frame: pl.DataFrame, column: str, index: "KeyIndex", check: str) -> pl.DataFrame:
-    """Rows whose `column` is given but not among the keys of another file."""
+def _unsized(keys: Keys) -> pl.Series:
+    """Listed images with neither a file nor a size in images.meta."""
+    images = pl.scan_parquet(keys.images)
+    sized = pl.col("height").is_not_null() if "height" in images.collect_schema().names() else pl.lit(False)
+    return images.filter(pl.col("path").is_null() & ~sized).select(ImageList.image_id).collect().to_series()
+
+
+def _unmatched(frame: pl.DataFrame, column: str, index: "KeyIndex", check: str, among: bool) -> pl.DataFrame:
+    """Rows whose `column` is given and is not among the keys of another file (`among`), or is (not `among`)."""
     values = frame.get_column(column)
-    return frame.filter(values.is_not_null() & ~index.contains(values)).select(
+    return frame.filter(values.is_not_null() & (index.contains(values) != among)).select(
         pl.col(LINE).alias("row"), pl.lit(column).alias("column"), pl.lit(check).alias("check"), pl.col(column).alias("value"))
 
 

@@ -8,13 +8,15 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-# ImageID and MaskPath become file names: the same guard as storage.safe_name, as a regex.
-SAFE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._+=@-]*$"
+# ImageID and MaskPath become paths: the guards of storage.safe_id and storage.safe_name.
+from openimages_etl.storage import SAFE_ID, SAFE_NAME
+
 NO_DOTDOT = r"^(?:(?!\.\.).)*$"
 
 Normalised = partial(pa.Field, ge=0.0, le=1.0, description="Coordinate normalised to [0, 1] of the image side.")
 Flag = partial(pa.Field, isin=[-1, 0, 1], description="1 yes, 0 no, -1 unknown.")
-ImageId = partial(pa.Field, str_matches=SAFE_NAME, description="Image file name without extension.")
+ImageId = partial(pa.Field, str_matches=SAFE_ID, description="Image file path under its subset folder, without extension.")
+MASK_BOX = ["BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"]
 Label = partial(pa.Field, str_length={"min_value": 1}, description="Class MID such as /m/01g317, or a plain name.")
 
 
@@ -97,12 +99,26 @@ class SegmentationSchema(pa.DataFrameModel):
     image_id: str = ImageId(alias="ImageID")
     label_name: str = Label(alias="LabelName")
     box_id: str = pa.Field(alias="BoxID", nullable=True)
-    box_x_min: float = Normalised(alias="BoxXMin")
-    box_x_max: float = Normalised(alias="BoxXMax")
-    box_y_min: float = Normalised(alias="BoxYMin")
-    box_y_max: float = Normalised(alias="BoxYMax")
+    # The mask's box: all four empty when the mask has none (Datumaro writes ungrouped masks, as CVAT's polygons, so).
+    box_x_min: float = Normalised(alias="BoxXMin", nullable=True)
+    box_x_max: float = Normalised(alias="BoxXMax", nullable=True)
+    box_y_min: float = Normalised(alias="BoxYMin", nullable=True)
+    box_y_max: float = Normalised(alias="BoxYMax", nullable=True)
     predicted_iou: float = pa.Field(alias="PredictedIoU", nullable=True)
     clicks: str = pa.Field(alias="Clicks", nullable=True, description="'x y flag;x y flag' click points")
+
+    @pa.check(*MASK_BOX, name="all four box columns set, or none")
+    def box_whole(cls, data: PolarsData) -> pl.LazyFrame:
+        """Fails on each empty box column of a row that sets another: Datumaro reads a box only when all four are set."""
+        return data.lazyframe.select(pl.col(data.key).is_not_null() | pl.all_horizontal(pl.col(MASK_BOX).is_null()))
+
+    @pa.dataframe_check(name="BoxXMin <= BoxXMax")
+    def box_x_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("BoxXMin") <= pl.col("BoxXMax")).fill_null(True))
+
+    @pa.dataframe_check(name="BoxYMin <= BoxYMax")
+    def box_y_ordered(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select((pl.col("BoxYMin") <= pl.col("BoxYMax")).fill_null(True))
 
     @pa.dataframe_check(name="no '..' in MaskPath")
     def mask_path_contained(cls, data: PolarsData) -> pl.LazyFrame:

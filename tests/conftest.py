@@ -1,6 +1,7 @@
 """Shared fixtures: a real Prefect API (test harness), a real S3 endpoint (moto server on 127.0.0.1), sample data."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import pytest
 from openimages_etl.sample import make_sample, zip_folder
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +58,23 @@ def prefect_server(tmp_path_factory):
     finally:
         server.terminate()
         server.wait(30)
+
+
+@pytest.fixture(scope="session")
+def datumaro_python() -> str:
+    """Datumaro's venv, created on first use (about two minutes) and cached in ~/.cache."""
+    done = subprocess.run(["bash", str(HERE / "datumaro" / "setup_venv.sh")], capture_output=True, text=True, timeout=1200)
+    if done.returncode != 0:
+        pytest.fail(f"could not install Datumaro for the import test:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def datumaro_view(python: str, path: Path, *options: str) -> dict:
+    """What Datumaro's importer sees in a zip or folder (tests/datumaro/dm_summary.py and its `options`)."""
+    done = subprocess.run([python, str(HERE / "datumaro" / "dm_summary.py"), str(path), *options], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import zipfile
 from pathlib import Path
 
@@ -53,9 +54,13 @@ def unknown_image(folder: Path) -> tuple:
 
 
 def missing_image_file(folder: Path) -> tuple:
-    image_id = _first_id(folder)
+    """An image with a box loses its file and its images.meta line: Datumaro could not size the box."""
+    boxes = folder / ANN / "train-annotations-bbox.csv"
+    image_id = boxes.read_text().splitlines()[1].split(",")[0]
     (folder / "images" / "train" / f"{image_id}.jpg").unlink()
-    return (f"{ANN}/train-images-with-rotation.csv", 2, "ImageID", "image file present")
+    meta = folder / ANN / "images.meta"
+    meta.write_text("".join(line for line in meta.read_text().splitlines(True) if not line.startswith(image_id)))
+    return (f"{ANN}/train-annotations-bbox.csv", 2, "ImageID", "image file present, or its size in images.meta")
 
 
 def missing_mask_file(folder: Path) -> tuple:
@@ -99,6 +104,36 @@ def test_each_cross_file_rule_names_file_row_and_rule(cvat_dir, tmp_path, breaks
 def test_the_sample_is_valid(cvat_dir, official_dir, tmp_path):
     assert validate(cvat_dir, tmp_path / "a") == []
     assert validate(official_dir, tmp_path / "b") == []
+
+
+def test_an_image_without_its_file_is_valid_when_images_meta_sizes_it(cvat_dir, tmp_path):
+    """As Datumaro writes an item whose image it lacks (CVAT imports it without media)."""
+    for image in (cvat_dir / "images" / "train").iterdir():
+        image.unlink()
+    assert validate(cvat_dir, tmp_path / "work") == []
+
+
+def test_cvat_frame_names_with_spaces_and_folders_are_valid(cvat_dir, tmp_path):
+    """As Datumaro writes them: the image under images/<subset>/ with its folders, the id shell-quoted in images.meta."""
+    renamed = dict(zip((_first_id(cvat_dir), _first_id(cvat_dir, "validation")), ("my photo", "dir/sub dir/img 1")))
+    for csv_file in (cvat_dir / ANN).glob("*.csv"):
+        text = csv_file.read_text()
+        for old, new in renamed.items():
+            text = text.replace(f"{old},", f"{new},")  # the ImageID field, not the MaskPath that starts with it
+        csv_file.write_text(text)
+    meta = cvat_dir / ANN / "images.meta"
+    text = meta.read_text()
+    for old, new in renamed.items():
+        text = text.replace(f"{old} ", f"{shlex.quote(new)} ")
+        image = next((cvat_dir / "images").glob(f"*/{old}.*"))
+        target = image.parent / f"{new}{image.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        image.rename(target)
+    meta.write_text(text)
+    work = tmp_path / "work"
+    assert validate(cvat_dir, work) == []
+    images = pl.read_parquet(work / "keys" / "images.parquet").filter(pl.col("ImageID").is_in(list(renamed.values())))
+    assert images.height == 2 and images.select("path", "height").null_count().row(0) == (0, 0)
 
 
 def test_every_failing_row_is_reported_not_just_the_first(cvat_dir, tmp_path):

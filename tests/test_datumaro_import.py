@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -14,26 +11,10 @@ import pytest
 from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
 
-from .conftest import make_archive
+from .conftest import datumaro_view, make_archive
 
 HERE = Path(__file__).parent
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
-
-
-@pytest.fixture(scope="session")
-def datumaro_python() -> str:
-    """Datumaro's venv, created on first use (about two minutes) and cached in ~/.cache."""
-    done = subprocess.run(["bash", str(HERE / "datumaro" / "setup_venv.sh")], capture_output=True, text=True, timeout=1200)
-    if done.returncode != 0:
-        pytest.fail(f"could not install Datumaro for the import test:\n{done.stderr[-3000:]}")
-    return done.stdout.strip().splitlines()[-1]
-
-
-def datumaro_view(python: str, path: Path) -> dict:
-    done = subprocess.run([python, str(HERE / "datumaro" / "dm_summary.py"), str(path)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
 
 
 def _rows(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:

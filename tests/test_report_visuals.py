@@ -29,9 +29,10 @@ def _png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _synthetic_export(path: Path) -> Path:
+def _synthetic_export(path: Path, mask_box: bool = True) -> Path:
     """An exported zip with two grey 480x240 images: `a...` with a box and a mask over its right half,
-    `b...` stored turned (Rotation 90) with a blue square and a box in its stored top-left corner."""
+    `b...` stored turned (Rotation 90) with a blue square and a box in its stored top-left corner.
+    Without `mask_box`, `a...` has the mask only, its box columns empty (as Datumaro writes a polygon's mask)."""
     upright, turned = Image.new("RGB", (480, 240), GREY), Image.new("RGB", (480, 240), GREY)
     turned.paste(BLUE, (0, 0, 120, 120))
     mask = np.zeros((240, 480), np.uint8)
@@ -40,9 +41,9 @@ def _synthetic_export(path: Path) -> Path:
         "class-descriptions.csv": f"{LABEL},Car\r\n",
         "train-images-with-rotation.csv": "ImageID,Subset,Rotation\r\naaaa,train,0.0\r\nbbbb,train,90.0\r\n",
         "train-annotations-bbox.csv": "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\r\n"
-                                      f"aaaa,xclick,{LABEL},1,0.25,0.75,0.25,0.75,0,0,0,0,0\r\nbbbb,xclick,{LABEL},1,0.0,0.25,0.0,0.5,0,0,0,0,0\r\n",
+                                      + (f"aaaa,xclick,{LABEL},1,0.25,0.75,0.25,0.75,0,0,0,0,0\r\n" if mask_box else "") + f"bbbb,xclick,{LABEL},1,0.0,0.25,0.0,0.5,0,0,0,0,0\r\n",
         "train-annotations-object-segmentation.csv": "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\r\n"
-                                                     f"aaaa_m0k4j_0.png,aaaa,{LABEL},0,0.5,1,0,1,,\r\n",
+                                                     f"aaaa_m0k4j_0.png,aaaa,{LABEL},0,{'0.5,1,0,1' if mask_box else ',,,'},,\r\n",
     }
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in rows.items():
@@ -84,6 +85,21 @@ def test_contact_sheet_puts_boxes_masks_and_rotations_on_the_right_pixels(tmp_pa
     assert (sheet[y + 210, x] == colour).all()  # box left edge (x 0..59, y 180..239)
     assert (sheet[y + 210, x + 59] == colour).all()  # box right edge
     assert (abs(sheet[y + 210, x + 62] - GREY) <= 2).all()  # right of the box
+
+
+def test_a_mask_without_box_is_drawn_as_the_mask_alone(tmp_path, capsys):
+    source = _synthetic_export(tmp_path / "ds.zip", mask_box=False)
+    visuals = {v.file: v for v in export_visuals(str(source), tmp_path / "work")}
+    sheet = _decode(visuals["contact-train.png"].png)
+    colour = np.array(class_colour(LABEL))
+    tinted = (colour * round(255 * MASK_ALPHA) + np.array(GREY) * (255 - round(255 * MASK_ALPHA))) / 255
+    x, y = tile_origin(0, 2)
+    y += 60
+    assert (abs(sheet[y + 60, x + 60] - GREY) <= 1).all() and (abs(sheet[y + 89, x + 100] - GREY) <= 1).all()  # no box inferred
+    assert (abs(sheet[y + 60, x + 150] - tinted) <= 2).all() and (abs(sheet[y + 110, x + 200] - tinted) <= 2).all()
+    assert {"box-sizes.png", "boxes-per-image.png"} <= set(visuals)
+    assert main(["inspect", str(source), "--charts-dir", str(tmp_path / "charts")]) == 0
+    assert re.search(r"^train +2 +1 +0 +0 +1$", capsys.readouterr().out, re.M)  # 2 images, 1 box, 1 mask
 
 
 def test_charts_decode_at_their_figure_size(tmp_path):

@@ -39,6 +39,9 @@ BAD = [
     ("masks", {"MaskPath": "../x.png"}, ("MaskPath", "str_matches")),
     ("masks", {"MaskPath": "a..b.png"}, (None, "no '..' in MaskPath")),
     ("masks", {"BoxXMax": "7"}, ("BoxXMax", "less_than_or_equal_to")),
+    ("masks", {"BoxYMin": "", "BoxYMax": ""}, ("BoxYMin", "all four box columns set, or none")),
+    ("masks", {"BoxXMin": "0.5", "BoxXMax": "0.4"}, (None, "BoxXMin <= BoxXMax")),
+    ("masks", {"BoxYMin": "0.5", "BoxYMax": "0.4"}, (None, "BoxYMin <= BoxYMax")),
 ]
 
 
@@ -64,3 +67,10 @@ def test_bad_rows_fail_with_the_rule_named(kind, changes, expected):
 def test_empty_rotation_and_nan_rotation_mean_zero():
     assert _failures("images", {**GOOD["images"], "Rotation": None}) == set()
     assert _failures("images", {**GOOD["images"], "Rotation": "nan"}) == set()
+
+
+def test_mask_box_columns_all_empty_pass_and_partly_empty_name_each_empty_column():
+    empty = dict.fromkeys(["BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"], "")
+    assert _failures("masks", {**GOOD["masks"], **empty}) == set()  # an ungrouped mask, as Datumaro writes it
+    assert _failures("masks", {**GOOD["masks"], **empty, "BoxXMax": "0.2"}) == {
+        (column, "all four box columns set, or none") for column in ("BoxXMin", "BoxYMin", "BoxYMax")}

@@ -11,14 +11,18 @@ as CVAT does. The dataset is read with ``Dataset.import_from(path, "open_images"
 With ``--cvat-frame-sizes sizes.json`` the script also passes ``image_meta`` the way
 CVAT's importer does when the archive carries no annotations/images.meta (CVAT sizes
 the listed items from the task's frames): use it for annotation-only zips.
+With ``--sizes-from-image-files`` every image file's own size is added to ``image_meta``
+where images.meta has none: Datumaro sizes masks only from images.meta, and its exporter
+writes sizes there only for items with a box, so its own import of its own export drops
+the masks of box-less items otherwise (``Can't decode mask ... missing image file``).
 
 Output (stdout, one JSON document):
 
     {"items": [{"id", "subset", "has_image", "image_size": [h, w] | null,
                 "bboxes": [{"label", "x", "y", "w", "h", "group", "attributes"}],
                 "labels": [{"label", "attributes"}],
-                "masks":  [{"label", "attributes", "group", "area", "bbox": [x, y, w, h] | null,
-                            "shape": [...]}]}],
+                "masks":  [{"label", "attributes", "group", "box": [x, y, w, h] | null, "area",
+                            "bbox": [x, y, w, h] | null, "shape": [...], "pixels"}]}],
      "categories": [label names, in Datumaro's order],
      "label_parents": {label: parent label},
      "warnings": [messages Datumaro logged at WARNING or above]}
@@ -28,7 +32,9 @@ are the LabelName values, e.g. "/m/01g317"). Box coordinates are absolute pixels
 rounded to 2 decimals. A mask's "area" counts its non-zero pixels, its "bbox" is
 the pixel extent of those (w = x_max - x_min + 1, as Datumaro's find_mask_bbox;
 null for an empty mask) and "shape" is the decoded array's shape (it should be
-the image's [h, w]). Items are sorted by (subset, id); the annotations of an item
+the image's [h, w]). A mask's "box" is the box it is grouped with (the box of its
+non-zero group, rounded like "bboxes"; null when ungrouped), so grouping compares
+without the group numbers; "pixels" is a digest of its non-zero pixels. Items are sorted by (subset, id); the annotations of an item
 by label and coordinates, so the output does not depend on CSV row order.
 
 "warnings" matters: Datumaro only logs (and drops the annotation) when it cannot
@@ -43,6 +49,7 @@ on stdout. Usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -116,7 +123,22 @@ def cvat_image_meta(dataset_dir: str, frame_sizes: dict) -> dict | None:
     return meta
 
 
-def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | None = None) -> dict:
+def sizes_with_image_files(dataset_dir: str) -> dict:
+    """images.meta's sizes, completed with the size of every image file under images/<subset>/ it does not list."""
+    from datumaro.components.media import Image
+    from datumaro.util.image import find_images, load_image_meta_file
+
+    meta_path = os.path.join(dataset_dir, "annotations", "images.meta")
+    meta = load_image_meta_file(meta_path) if os.path.isfile(meta_path) else {}
+    images_dir = os.path.join(dataset_dir, "images")
+    for path in find_images(images_dir, recursive=True) if os.path.isdir(images_dir) else []:
+        item_id = os.path.splitext(os.path.relpath(path, images_dir))[0].replace(os.sep, "/").split("/", 1)[-1]
+        meta.setdefault(item_id, Image.from_file(path=path).size)
+    return meta
+
+
+def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | None = None,
+              sizes_from_files: bool = False) -> dict:
     import datumaro as dm
     from datumaro.components.annotation import AnnotationType
 
@@ -124,7 +146,7 @@ def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | No
     root_logger = logging.getLogger()
     root_logger.addHandler(collector)
     try:
-        kwargs = {}
+        kwargs = {"image_meta": sizes_with_image_files(dataset_dir)} if sizes_from_files else {}
         if frame_sizes is not None:
             meta = cvat_image_meta(dataset_dir, frame_sizes)
             if meta is not None:
@@ -173,11 +195,15 @@ def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | No
                             "area": int(np.count_nonzero(image)),
                             "bbox": _mask_extent(image),
                             "shape": list(image.shape),
+                            "pixels": hashlib.sha1(np.packbits(image != 0)).hexdigest()[:16],
                         }
                     )
                 else:
                     raise ValueError(f"unexpected annotation type {ann.type!r} in item {item.id!r}")
 
+            boxes_by_group = {b["group"]: [b["x"], b["y"], b["w"], b["h"]] for b in bboxes if b["group"]}
+            for mask in masks:
+                mask["box"] = boxes_by_group.get(mask["group"]) if mask["group"] else None
             bboxes.sort(key=lambda b: (str(b["label"]), b["x"], b["y"], b["w"], b["h"], json.dumps(b["attributes"], sort_keys=True)))
             labels.sort(key=lambda a: (str(a["label"]), json.dumps(a["attributes"], sort_keys=True)))
             masks.sort(key=lambda m: (str(m["label"]), json.dumps(m["attributes"], sort_keys=True), m["bbox"] or []))
@@ -217,6 +243,8 @@ def main(argv=None) -> int:
         "annotations/images.meta, and only for ImageIDs listed in annotations/*-images-with-rotation.csv "
         "(or image_ids_and_rotation.csv)",
     )
+    parser.add_argument("--sizes-from-image-files", action="store_true",
+                        help="size items from their image files where images.meta has no size (see above)")
     args = parser.parse_args(argv)
 
     frame_sizes = None
@@ -229,12 +257,12 @@ def main(argv=None) -> int:
         parser.error(f"no such file or directory: {path}")
 
     if os.path.isdir(path):
-        summary = summarize(path, args.format, frame_sizes)
+        summary = summarize(path, args.format, frame_sizes, args.sizes_from_image_files)
     elif zipfile.is_zipfile(path):
         with tempfile.TemporaryDirectory(prefix="dm_summary_") as tmp:
             with zipfile.ZipFile(path) as zf:
                 zf.extractall(tmp)
-            summary = summarize(tmp, args.format, frame_sizes)
+            summary = summarize(tmp, args.format, frame_sizes, args.sizes_from_image_files)
     else:
         parser.error(f"not a directory or a zip file: {path}")
 
