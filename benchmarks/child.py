@@ -3,8 +3,8 @@
     child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
     child.py validate SOURCE
     child.py partition SOURCE [--select CLASS --per-class N]   (index + validate (+ select) untimed, then partition_table timed)
-    child.py images SOURCE_DIR OUT_DIR [--method shipped|decode|draft-linear|full-linear] [--threads N]
-    child.py image-steps SOURCE_DIR    (ms per image of a full decode and of each step of ours, one thread)
+    child.py images SOURCE_DIR OUT_DIR [--method fast|tfds] [--threads N]
+    child.py image-steps SOURCE_DIR    (ms per image of full decodes and of each step of ours, one thread)
     child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
     child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +27,17 @@ def export(args) -> dict:
 
         flow = on_dask(export_open_images, None if args.dask == "local" else args.dask, args.workers)
     started = time.perf_counter()
-    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size, reuse=False, return_state=True)
+    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size,
+                 resize_method=args.resize_method, reuse=False, return_state=True)
     seconds = time.perf_counter() - started
     report = state.result()
     time.sleep(3)  # task runs reach the API as events: give the last ones a moment
-    return {"seconds": seconds, "subsets": report["subsets"], "stages": stage_spans(state.state_details.flow_run_id)}
+    stages, tasks = stage_spans(state.state_details.flow_run_id)
+    return {"seconds": seconds, "subsets": report["subsets"], "stages": stages, "tasks": tasks}
 
 
-def stage_spans(flow_run_id) -> dict[str, float]:
-    """Seconds from the first start to the last end of each kind of task run (`images-...`, `validate-...`)."""
+def stage_spans(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
+    """Per kind of task run (`images-...`, `validate-...`): seconds from the first start to the last end, and how many."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort
@@ -48,9 +49,10 @@ def stage_spans(flow_run_id) -> dict[str, float]:
     for run in runs:
         if run.start_time and run.end_time:
             kind = run.name.split("-")[0]
-            first, last = spans.get(kind, (run.start_time, run.end_time))
-            spans[kind] = (min(first, run.start_time), max(last, run.end_time))
-    return {kind: (last - first).total_seconds() for kind, (first, last) in spans.items()}
+            first, last, count = spans.get(kind, (run.start_time, run.end_time, 0))
+            spans[kind] = (min(first, run.start_time), max(last, run.end_time), count + 1)
+    return ({kind: (last - first).total_seconds() for kind, (first, last, _) in spans.items()},
+            {kind: count for kind, (_, _, count) in spans.items()})
 
 
 def validate(args) -> dict:
@@ -100,93 +102,66 @@ def select(args) -> dict:
 
 
 def images(args) -> dict:
-    """Convert every JPEG of a folder in `threads` threads, bytes in memory (I/O excluded, as on the TFDS side)."""
+    """Convert every JPEG of a folder in `threads` threads, bytes in memory (I/O excluded, as on the TFDS side);
+    the seconds and the CPU seconds (user + system, all threads) of the work."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import openimages_etl.media  # noqa: F401  every method runs with the Pillow settings media.py makes
+    from openimages_etl.media import convert_image
 
-    convert = IMAGE_METHODS[args.method]
     files = sorted(Path(args.source).glob("*.jpg"))
     datas = [f.read_bytes() for f in files]
-    started = time.perf_counter()
+    convert_image(datas[0], args.target, method=args.method)  # OpenCV is imported on first use
+    started, cpu = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(args.threads) as pool:
-        results = list(pool.map(lambda data: convert(data, args.target), datas))
-    seconds = time.perf_counter() - started
+        results = list(pool.map(lambda data: convert_image(data, args.target, method=args.method)[0], datas))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for path, data in zip(files, results):
-        if data:
-            (out / path.name).write_bytes(data)
-    return {"seconds": seconds, "images": len(files)}
+        (out / path.name).write_bytes(data)
+    return {"seconds": seconds, "cpu": cpu, "images": len(files)}
 
 
 def image_steps(args) -> dict:
-    """Where the shipped path's time goes: a full decode of every image (TFDS's first step), then, in a
-    second pass, our steps one by one (draft decode, resize, JPEG encode), each fed by the one before."""
+    """Where the time goes, in CPU ms per image of one worker thread (the machine's other jobs barely change it;
+    on the main thread OpenCV's decode pays ~3 ms of page faults that a worker thread does not): full decodes by
+    OpenCV (TFDS's first step) and by Pillow, the steps of `fast` (scaled decode, resize, encode), each fed by
+    the one before, and whole conversions by `fast` and by `tfds` (TFDS's method, same pixels), interleaved."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+    import numpy as np
     from PIL import Image
 
-    from openimages_etl.media import decode_near, encode_jpeg, resize_to, tfds_size
+    from openimages_etl.media import convert_image
+    from openimages_etl.resize import decode_scaled, encode_jpeg, resize_to, tfds_size
 
-    spent = {"full decode": 0.0, "draft decode": 0.0, "resize": 0.0, "encode": 0.0}
+    cv2.setNumThreads(1)
+    spent = dict.fromkeys(["OpenCV decode", "Pillow decode", "scaled decode", "resize", "encode", "fast", "tfds"], 0.0)
 
     def timed(step: str, work):
-        started = time.perf_counter()
+        started = time.thread_time()
         result = work()
-        spent[step] += time.perf_counter() - started
+        spent[step] += time.thread_time() - started
         return result
 
+    def run() -> None:
+        for data in datas:
+            timed("OpenCV decode", lambda: cv2.imdecode(np.frombuffer(data, np.uint8), flags=3))
+            timed("Pillow decode", lambda: Image.open(io.BytesIO(data)).load())
+            width, height = Image.open(io.BytesIO(data)).size
+            size = tfds_size(width, height, args.target)
+            pixels = timed("scaled decode", lambda: decode_scaled(data, width, height, size))
+            small = timed("resize", lambda: resize_to(pixels, size))
+            timed("encode", lambda: encode_jpeg(small))
+            for method in ("fast", "tfds"):
+                timed(method, lambda: convert_image(data, args.target, method=method))
+
     datas = [f.read_bytes() for f in sorted(Path(args.source).glob("*.jpg"))]
-    for data in datas:
-        timed("full decode", lambda: _decoded(data))
-    for data in datas:
-        size = tfds_size(*Image.open(io.BytesIO(data)).size, args.target)
-        picture = timed("draft decode", lambda: decode_near(Image.open(io.BytesIO(data)), size))
-        small = timed("resize", lambda: resize_to(picture, size))
-        timed("encode", lambda: encode_jpeg(small))
+    convert_image(datas[0], args.target)  # OpenCV is imported on first use
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(run).result()
     return {"seconds": sum(spent.values()), "images": len(datas), "ms": {k: v / len(datas) * 1000 for k, v in spent.items()}}
-
-
-def _shipped(data: bytes, target: int) -> bytes:
-    from openimages_etl.media import convert_image
-
-    return convert_image(data, target)[0]
-
-
-def _decoded(data: bytes):
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def _decode(data: bytes, target: int) -> bytes:
-    """Bare decode, the floor for sources at or under ~1 MP."""
-    _decoded(data)
-    return b""
-
-
-def _linear(draft: bool):
-    """cv2's INTER_LINEAR in Pillow (an affine transform samples the 2x2 neighbours, no antialiasing),
-    after a DCT-domain draft or on the full decode: the faithful alternatives explored for target 3."""
-    def convert(data: bytes, target: int) -> bytes:
-        from PIL import Image
-
-        from openimages_etl.media import encode_jpeg, tfds_size
-
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            size = tfds_size(width, height, target)
-            if draft:
-                image.draft("RGB", size)
-            picture = image.convert("RGB")
-        # cv2.resize(fx=f) maps output pixel x to source (x + 0.5) / f - 0.5: the same f on both axes, not size ratios
-        step = math.sqrt(width * height / target) * picture.width / width
-        return encode_jpeg(picture.transform(size, Image.Transform.AFFINE, (step, 0, 0, 0, step, 0), Image.Resampling.BILINEAR))
-    return convert
-
-
-IMAGE_METHODS = {"shipped": _shipped, "decode": _decode, "draft-linear": _linear(True), "full-linear": _linear(False)}
 
 
 def read_csv(args) -> dict:
@@ -204,6 +179,7 @@ def main() -> None:
     run.add_argument("source")
     run.add_argument("dest")
     run.add_argument("--image-size", default="original")
+    run.add_argument("--resize-method", default="fast")
     run.add_argument("--dask", default=None)
     run.add_argument("--workers", type=int, default=None)
     run.set_defaults(run=export)
@@ -221,7 +197,7 @@ def main() -> None:
     sub = commands.add_parser("images")
     sub.add_argument("source")
     sub.add_argument("out")
-    sub.add_argument("--method", choices=sorted(IMAGE_METHODS), default="shipped")
+    sub.add_argument("--method", choices=["fast", "tfds"], default="fast")
     sub.add_argument("--target", type=int, default=300_000)
     sub.add_argument("--threads", type=int, default=1)
     sub.set_defaults(run=images)

@@ -17,7 +17,7 @@ from prefect.events import DeploymentEventTrigger
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
-from openimages_etl.config import ImageSize
+from openimages_etl.config import ImageSize, ResizeMethod
 from openimages_etl.errors import UsageError
 from openimages_etl.events import OBJECT_CREATED
 from openimages_etl.flows import export_new_archives, export_open_images
@@ -35,6 +35,7 @@ class Settings:
     dest: str
     cron: str = "0 * * * *"
     image_size: ImageSize = ImageSize.original
+    resize_method: ResizeMethod = ResizeMethod.fast
     patterns: tuple[str, ...] = ARCHIVE_PATTERNS
     concurrency: int = 1
 
@@ -43,7 +44,8 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The three deployments; each only overrides flow defaults, so the UI form still offers every parameter."""
     # absolute URLs: a worker may start in another folder than this command
     prefix = canonical_url(settings.source)
-    shared = {"dest": canonical_url(settings.dest), "image_size": settings.image_size.value}
+    shared = {"dest": canonical_url(settings.dest), "image_size": settings.image_size.value,
+              "resize_method": settings.resize_method.value}
     watched = {**shared, "source": prefix, "patterns": list(settings.patterns)}
     common = {"tags": TAGS, "entrypoint_type": EntrypointType.MODULE_PATH}
     return [

@@ -20,8 +20,8 @@ from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, images_per_task
-from openimages_etl.convert import BatchResult, images_to_convert
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod, images_per_task
+from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
@@ -90,6 +90,7 @@ def export_open_images(
     dest: str,
     name: str | None = None,
     image_size: ImageSize = ImageSize.original,
+    resize_method: ResizeMethod = ResizeMethod.fast,
     subsets: list[str] | None = None,
     per_subset: bool = False,
     on_invalid: OnInvalid = OnInvalid.fail,
@@ -117,6 +118,7 @@ def export_open_images(
         dest: Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
         name: Export name; defaults to the source's file name without extension.
         image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
+        resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
         subsets: Subsets to export (e.g. train, validation); all when empty.
         per_subset: Also publish NAME-<subset>.zip for each subset.
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
@@ -143,12 +145,15 @@ def export_open_images(
     refuse_credentials(source, source_options, "source")
     refuse_credentials(dest, dest_options, "destination")
     source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    target_pixels = ImageSize(image_size).target_pixels
     parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
                   "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     spec = SelectionSpec(tuple(classes or ()), tuple(exclude_classes or ()), subclasses, only_matching, merge_subclasses,
                          per_class, max_images, seed, image_ids, tuple(drop_boxes or ()))
     if spec.active:
         parameters["selection"] = key_parameters(spec)
+    if target_pixels:  # the method shapes resized images only: exports of originals keep their key
+        parameters["resize_method"] = ResizeMethod(resize_method).value
     logger = get_run_logger()
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
@@ -168,7 +173,8 @@ def export_open_images(
                    package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
-                image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
+                image_size=ImageSize(image_size).value, resize_method=parameters.get("resize_method"),
+                started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run, selection=selected,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
             return write_report(report, name, dest, dest_options, work, package, layout)
@@ -180,13 +186,11 @@ def export_open_images(
 
         # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
         validating = validate_tables(layout, keys, work)
-        originals = ImageSize(image_size).target_pixels is None
-        batches = [(s, o, size) for s in chosen for size in [images_per_task(media_keys.images_per_subset.get(s, 0), originals)]
-                   for o in range(0, media_keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
+        batches = image_batches(layout, media_keys, chosen, target_pixels) if keys.has_image_files else []
         to_convert = images_to_convert(media_keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
         converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                        unmapped(media_keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
+                                        unmapped(media_keys), unmapped(out), unmapped(target_pixels), unmapped(ResizeMethod(resize_method)))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
 
-from openimages_etl.config import ImageSize, OnInvalid
+from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import OpenImagesETLError, PublishError
 from openimages_etl.objects import ARCHIVE_PATTERNS
 from openimages_etl.storage import display_url, refuse_credentials
@@ -33,6 +33,7 @@ def export_new_archives(
     dest: str,
     patterns: tuple[str, ...] = ARCHIVE_PATTERNS,
     image_size: ImageSize = ImageSize.original,
+    resize_method: ResizeMethod = ResizeMethod.fast,
     on_invalid: OnInvalid = OnInvalid.fail,
     source_options: dict[str, Any] | None = None,
     dest_options: dict[str, Any] | None = None,
@@ -46,6 +47,7 @@ def export_new_archives(
         dest: Destination folder: local path or fsspec URL. Gets NAME.zip and its report per archive.
         patterns: File-name patterns of the archives to export.
         image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
+        resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
         source_options: fsspec storage options for the source.
         dest_options: fsspec storage options for the destination.
@@ -58,7 +60,7 @@ def export_new_archives(
     new = find_new_archives(source, patterns, dest, *resolved)
     outcomes = []
     for obj in new:
-        state = export_open_images(source=obj.url, dest=dest, image_size=image_size, on_invalid=on_invalid,
+        state = export_open_images(source=obj.url, dest=dest, image_size=image_size, resize_method=resize_method, on_invalid=on_invalid,
                                    source_options=source_options, dest_options=dest_options, source_block=source_block,
                                    dest_block=dest_block, return_state=True)
         outcome = _outcome(state)

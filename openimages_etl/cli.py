@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .config import BoxFlag, ImageSize, OnInvalid
+from .config import BoxFlag, ImageSize, OnInvalid, ResizeMethod
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
 from .progress import terminal_progress
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="build the bundled sample dataset, export it, print where the zip is")
     demo.add_argument("--dir", default="openimages-demo", help="folder for the sample and its export (default: %(default)s)")
     demo.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
+    _add_resize_method(demo)
     demo.set_defaults(run=_demo)
 
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("dest")
     export.add_argument("--name")
     export.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
+    _add_resize_method(export)
     export.add_argument("--subsets", type=lambda v: [s for s in v.split(",") if s], default=None, help="e.g. train,validation")
     export.add_argument("--per-subset", action="store_true", help="also write DEST/NAME-<subset>.zip")
     export.add_argument("--on-invalid", choices=[o.value for o in OnInvalid], default="fail")
@@ -108,6 +110,11 @@ def _selection(args: argparse.Namespace) -> dict[str, Any]:
             "max_images": args.max_images, "seed": args.seed, "image_ids": args.image_ids, "drop_boxes": drop or None}
 
 
+def _add_resize_method(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--resize-method", choices=[m.value for m in ResizeMethod], default="fast",
+                         help="how 300k/200k resize: fast (sharper) or tfds (TFDS's exact pixels, slower) (default: %(default)s)")
+
+
 def _add_dask(command: argparse.ArgumentParser) -> None:
     command.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
                          help="run the tasks on Dask: a temporary local cluster, or the scheduler at ADDRESS (tcp://host:8786)")
@@ -125,6 +132,7 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
         command.add_argument("dest", help="folder or fsspec URL the exports are published to")
         command.add_argument("--cron", help="schedule of the incremental export, in UTC (default: hourly)")
         command.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
+        _add_resize_method(command)
         command.add_argument("--pattern", **patterns)
         command.add_argument("--concurrency", type=int, help="runs at a time of the adhoc and on-upload deployments (default: 1)")
         if name == "deploy":
@@ -200,7 +208,7 @@ def _export(args: argparse.Namespace) -> int:
     refuse_credentials(args.source, args.storage_options, "source")
     refuse_credentials(args.dest, args.dest_storage_options, "destination")
     report = _run_flow(export_open_images, args.dask, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
-                       subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
+                       resize_method=ResizeMethod(args.resize_method), subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
                        source_options=args.storage_options, dest_options=args.dest_storage_options,
                        source_block=args.source_block, dest_block=args.dest_block, work_dir=args.work_dir,
                        reuse=args.reuse, **_selection(args))
@@ -227,7 +235,8 @@ def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         archive = zip_folder(make_sample(Path(tmp) / "sample"), base / "sample-openimages.zip")
     print(f"sample dataset: {archive}")
-    report = _run_flow(export_open_images, source=str(archive), dest=str(base / "export"), image_size=ImageSize(args.image_size))
+    report = _run_flow(export_open_images, source=str(archive), dest=str(base / "export"), image_size=ImageSize(args.image_size),
+                       resize_method=ResizeMethod(args.resize_method))
     _print_summary(report)
     return 0
 
@@ -236,7 +245,7 @@ def _settings(args: argparse.Namespace):
     from openimages_etl.deployments import Settings
 
     given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns)}
-    return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size),
+    return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size), resize_method=ResizeMethod(args.resize_method),
                     **{key: value for key, value in given.items() if value})
 
 

@@ -20,6 +20,13 @@ class ImageSize(str, Enum):
         return {"300k": 300_000, "200k": 200_000}.get(self.value)
 
 
+class ResizeMethod(str, Enum):
+    """How 300k/200k images are resized: fast (scaled JPEG decode, then OpenCV) or tfds (TFDS's exact pixels)."""
+
+    fast = "fast"
+    tfds = "tfds"
+
+
 class OnInvalid(str, Enum):
     """What to do with rows that fail validation: publish nothing, or leave them out and publish."""
 
@@ -48,13 +55,21 @@ IMAGES_PER_TASK = 2000
 ORIGINALS_PER_TASK = 10_000
 MIN_IMAGES_PER_TASK = 250
 TASKS_WANTED = 8
+# Images to resize go by their source bytes, which the decode's cost follows (an 8 MP photo of 1.3 MB takes
+# ~6x a 1024x768 one of 150 KB): at most as many as 2000 Open Images photos (~300 KB) hold, and none under
+# 16 MB (~0.3 s of work), so that 250 photos of 8 MP still make TASKS_WANTED tasks, not one.
+RESIZE_BYTES_PER_TASK = 600 << 20
+MIN_RESIZE_BYTES_PER_TASK = 16 << 20
 
 
-def images_per_task(count: int, originals: bool = False) -> int:
+def images_per_task(count: int, originals: bool = False, bytes_per_image: float | None = None) -> int:
     """Batch size for `count` images (or masks), `originals` when they are kept as they are: IMAGES_PER_TASK
-    (ORIGINALS_PER_TASK), smaller when that would make few tasks."""
-    most = ORIGINALS_PER_TASK if originals else IMAGES_PER_TASK
-    return max(MIN_IMAGES_PER_TASK, min(most, -(-count // TASKS_WANTED)))
+    (ORIGINALS_PER_TASK), smaller when that would make few tasks; by bytes when `bytes_per_image` is known."""
+    most, least = (ORIGINALS_PER_TASK if originals else IMAGES_PER_TASK), MIN_IMAGES_PER_TASK
+    if bytes_per_image:
+        most = max(1, min(most, int(RESIZE_BYTES_PER_TASK // bytes_per_image)))
+        least = max(1, int(MIN_RESIZE_BYTES_PER_TASK // bytes_per_image))
+    return max(least, min(most, -(-count // TASKS_WANTED)))
 # Failures kept per (file, check) in reports; the totals are always exact.
 FAILURES_KEPT_PER_CHECK = 20
 

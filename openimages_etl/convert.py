@@ -12,7 +12,7 @@ from fsspec.implementations.zip import ZipFileSystem
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
-from .config import Limits
+from .config import Limits, ResizeMethod, images_per_task
 from .errors import UnsafeSourceError
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import Layout
@@ -50,15 +50,36 @@ def images_to_convert(keys: Keys, subsets: list[str]) -> int:
     return sum(images_of(keys, subset).select(pl.len()).collect().item() for subset in subsets)
 
 
-def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
-                        out_dir: Path, target_pixels: int | None) -> BatchResult:
+def image_batches(layout: Layout, keys: Keys, subsets: list[str], target_pixels: int | None) -> list[tuple[str, int, int]]:
+    """(subset, offset, limit) of each conversion task; images to resize go by their source bytes (images_per_task)."""
+    batches = []
+    for subset in subsets:
+        count = keys.images_per_subset.get(subset, 0)
+        work = None if target_pixels is None else source_bytes_per_image(layout, keys, subset, count)
+        size = images_per_task(count, target_pixels is None, work)
+        batches += [(subset, offset, size) for offset in range(0, count, size)]
+    return batches
+
+
+def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, samples: int = 32) -> float | None:
+    """The mean size of the subset's image files, from `samples` of them spread over it (a stat each, where
+    listing every size would stat millions of files); None when it has none."""
+    paths = images_of(keys, subset).gather_every(max(1, count // samples)).head(samples).select("path").collect().to_series()
+    if paths.is_empty():
+        return None
+    fs, base = layout.root.open_fs()
+    return sum(fs.size(member_path(base, path)) for path in paths) / len(paths)
+
+
+def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
+                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult:
     """One batch of a subset's images into a shard, once it has its turn: a batch waiting holds nothing."""
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
-        return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels)
+        return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, method)
 
 
-def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int,
-                         out_dir: Path, target_pixels: int | None) -> BatchResult:
+def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
+                         target_pixels: int | None, method: ResizeMethod) -> BatchResult:
     fs, base = layout.root.open_fs()
     rows = images_of(keys, subset).slice(offset, limit).select(
         ImageList.image_id, "path", pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix")).collect()
@@ -70,7 +91,7 @@ def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, l
     for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
         try:
             safe_id(image_id)
-            data, extension, height, width = convert_image(data, target_pixels, limits)
+            data, extension, height, width = convert_image(data, target_pixels, limits, method)
         except (MediaError, UnsafeSourceError) as exc:
             failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
             continue

@@ -1,4 +1,4 @@
-"""Image and mask conversion: TFDS-style resizing, masks normalised to the exported image size.
+"""Image and mask conversion: images kept or resized (resize.py), masks normalised to the exported image size.
 
 Every image is untrusted: its pixel count is checked from the header before any decoding (a
 decompression bomb is an error, never a warning), and a truncated file is caught here, not in CVAT:
@@ -12,24 +12,21 @@ images get the orientation applied to their pixels and no tag, so they look the 
 from __future__ import annotations
 
 import io
-import math
 import os
 import struct
-import tempfile
 import warnings
-from typing import IO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .config import Limits
+from .config import Limits, ResizeMethod
+from .resize import decode_scaled, encode_jpeg, resize_to, tfds_encode, tfds_resize, tfds_size
 
-JPEG_QUALITY = 72  # TFDS re-encodes every resized image at this quality
 EXIF_ORIENTATION = 0x0112
-# What turns stored pixels upright for each EXIF orientation (the tag's definition); 5-8 swap width and height.
-UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
+# What turns stored pixels (rows, columns, channels) upright for each EXIF orientation (the tag's definition):
+# mirrored, turned by 180 degrees, ..., turned counter-clockwise by 90; 5-8 swap width and height.
+UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+           6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: np.rot90}
 QUARTER_TURNS = {5, 6, 7, 8}
 # Pillow's own check stays as a backstop; its warning (between 1x and 2x the limit) becomes an error.
 Image.MAX_IMAGE_PIXELS = Limits().image_pixels
@@ -47,14 +44,6 @@ DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFEr
 
 class MediaError(ValueError):
     """An image or mask that cannot be used; the message says why."""
-
-
-def tfds_size(width: int, height: int, target_pixels: int | None) -> tuple[int, int]:
-    """The TFDS rule: scale both sides by sqrt(target / (h*w)) when larger than target; never upscale."""
-    if not target_pixels or width * height <= target_pixels:
-        return width, height
-    factor = math.sqrt(target_pixels / (width * height))
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -81,10 +70,11 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None = None) -> tuple[bytes, str | None, int, int]:
+def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None = None,
+                  method: ResizeMethod = ResizeMethod.fast) -> tuple[bytes, str | None, int, int]:
     """Returns (bytes, new extension or None, displayed height, displayed width). Originals are kept byte for
-    byte (after a full decode to prove they are whole); resized ones are decoded at reduced DCT scale
-    when possible, turned upright, and re-encoded as JPEG q72."""
+    byte (after a full decode to prove they are whole); resized ones are turned upright and re-encoded as
+    JPEG q72, by `method` (see resize.py)."""
     max_pixels = (limits or Limits.from_env()).image_pixels
     if target_pixels is None and (plain := plain_jpeg_size(data)) is not None:
         _refuse_bomb(*plain, max_pixels)  # a plain whole JPEG: the header gives what Pillow would
@@ -96,43 +86,36 @@ def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None 
             if target_pixels is None:
                 _check_whole(image, data)
                 return data, None, *((width, height) if orientation in QUARTER_TURNS else (height, width))
+            if ResizeMethod(method) is ResizeMethod.tfds:
+                return _tfds(image, data, target_pixels)
             size = tfds_size(width, height, target_pixels)
-            picture = resize_to(decode_near(image, size), size)
+            pixels = decode_scaled(data, width, height, size) if image.format == "JPEG" else None
+            if pixels is None:
+                pixels = np.asarray(decode_near(image, size))
+            pixels = resize_to(pixels, size)
             if orientation in UPRIGHT:
-                picture = picture.transpose(UPRIGHT[orientation])
-            return encode_jpeg(picture), ".jpg", picture.height, picture.width
+                pixels = UPRIGHT[orientation](pixels)
+            return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
     except MediaError:
         raise
     except DECODE_ERRORS as exc:
         raise MediaError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
-# The three steps of a resize, apart so that benchmarks/bench_images.py can time each one.
 def decode_near(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """The image's pixels in RGB; a JPEG is decoded at 1/2, 1/4 or 1/8 scale (DCT scaling) when that is still >= size."""
+    """The image's pixels in RGB, by Pillow; a JPEG is decoded at 1/2, 1/4 or 1/8 scale when that is still >= size."""
     image.draft("RGB", size)
     image.load()
     return _to_rgb(image)
 
 
-def resize_to(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Pillow's antialiased bilinear resize (its support widens with the reduction)."""
-    return picture if picture.size == size else picture.resize(size, Image.Resampling.BILINEAR)
-
-
-def encode_jpeg(picture: Image.Image) -> bytes:
-    """JPEG q72. Pillow holds the GIL while it encodes into a BytesIO but not into a file descriptor:
-    an anonymous in-memory file lets other threads run during the encode."""
-    with _scratch_file() as out:
-        picture.save(out, "JPEG", quality=JPEG_QUALITY)
-        out.seek(0)
-        return out.read()
-
-
-def _scratch_file() -> IO[bytes]:
-    if hasattr(os, "memfd_create"):  # Linux: no file system involved
-        return open(os.memfd_create("jpeg"), "w+b")
-    return tempfile.TemporaryFile()
+def _tfds(image: Image.Image, data: bytes, target_pixels: int) -> tuple[bytes, str, int, int]:
+    """OpenCV decodes what Pillow's header check let through; it would fill a truncated JPEG with grey, so that is refused first."""
+    _check_whole(image, data)
+    picture = tfds_resize(data, target_pixels)
+    if picture is None:
+        raise MediaError(f"not a readable image (OpenCV cannot decode this {image.format})")
+    return tfds_encode(picture), ".jpg", *picture.shape[:2]
 
 
 # Start-of-frame markers: every JPEG coding process but DHT (C4), JPG (C8) and DAC (CC).

@@ -15,16 +15,17 @@ def build_report(*, status: str, source: str, output: str | None, image_size: st
                  finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
                  failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
                  media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None,
-                 selection: dict[str, Any] | None = None) -> dict[str, Any]:
+                 selection: dict[str, Any] | None = None, resize_method: str | None = None) -> dict[str, Any]:
     """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected; `media` per kind:
     in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed;
-    `selection`: what selection.selection_summary says, when the export selected."""
+    `selection`: what selection.selection_summary says, when the export selected; `resize_method` when images were resized."""
     return {
         "status": status,
         "source": source,
         "output": output,
         "outputs": outputs or {},
         "image_size": image_size,
+        **({"resize_method": resize_method} if resize_method else {}),
         "subsets": subsets,
         "files": files,
         "rejected": {f["file"]: f["rejected"] for f in files if f.get("rejected")},

@@ -6,6 +6,7 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from openimages_etl.config import ResizeMethod
 from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
 from openimages_etl.layout import Layout
 from openimages_etl.partition import PartitionResult, partition_table
@@ -17,8 +18,8 @@ from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 @task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path,
-                   target_pixels: int | None) -> BatchResult:
-    result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels)
+                   target_pixels: int | None, resize_method: ResizeMethod = ResizeMethod.fast) -> BatchResult:
+    result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, resize_method)
     get_run_logger().info("%s images %d-%d: %d converted, %.1f MB, %d failed", subset, offset, offset + limit,
                           result.converted, result.bytes_written / 1e6, result.failures.total)
     return result

@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from openimages_etl.cli import main
-from openimages_etl.config import ImageSize, OnInvalid
+from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import InvalidDataError
 from openimages_etl.flows import export_open_images
 
@@ -59,14 +59,17 @@ def test_masks_are_normalised_to_the_image_size(official_dir, tmp_path):
                 assert set(np.unique(np.asarray(mask))) == {0, 1}
 
 
-def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path):
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="small", image_size=ImageSize.px300k)
-    assert report["image_size"] == "300k"
+@pytest.mark.parametrize("method", list(ResizeMethod))
+def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path, method):
+    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="small", image_size=ImageSize.px300k, resize_method=method)
+    assert report["image_size"] == "300k" and report["resize_method"] == method.value
     with zipfile.ZipFile(tmp_path / "small.zip") as archive:
+        meta = dict(line.split(" ", 1) for line in archive.read("annotations/images.meta").decode().splitlines() if not line.startswith("#"))
         for member in (m for m in archive.namelist() if m.startswith("images/")):
             with archive.open(member) as handle, Image.open(handle) as image:
                 assert image.format == "JPEG"
                 assert image.width * image.height <= 300_000 * 1.01
+                assert meta[Path(member).stem] == f"{image.height} {image.width}"
 
 
 def test_subsets_and_per_subset_zips(cvat_dir, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from openimages_etl.cli import main
+from openimages_etl.config import ResizeMethod
 from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError, UsageError
 from openimages_etl.layout import discover
 from openimages_etl.media import MediaError, convert_image, convert_mask
@@ -97,14 +98,15 @@ def test_csv_reader_accepts_the_dialects_and_locates_what_it_refuses(case, tmp_p
         assert frames[0].get_column("__line").to_list()[:2] == [2, 3]
 
 
+@pytest.mark.parametrize("method", list(ResizeMethod))
 @pytest.mark.parametrize("case", sorted(hostile.IMAGE_CASES))
-def test_images(case):
+def test_images(case, method):
     build, target, expected = hostile.IMAGE_CASES[case]
     if expected == "error":
         with pytest.raises(MediaError):
-            convert_image(build(), target)
+            convert_image(build(), target, method=method)
         return
-    data, _, height, width = convert_image(build(), target)
+    data, _, height, width = convert_image(build(), target, method=method)
     assert (height, width) == expected
     if target:
         with Image.open(io.BytesIO(data)) as out:

@@ -19,7 +19,7 @@ from .e2e import PrefectREST, client_env, running, start, wait_for
 
 pytestmark = pytest.mark.slow
 CRON = "0 3 * * *"
-EXPORT_PARAMETERS = ["source", "dest", "name", "image_size", "subsets", "per_subset", "on_invalid",
+EXPORT_PARAMETERS = ["source", "dest", "name", "image_size", "resize_method", "subsets", "per_subset", "on_invalid",
                      "source_options", "dest_options", "source_block", "dest_block", "work_dir", "reuse",
                      "classes", "exclude_classes", "subclasses", "only_matching", "merge_subclasses", "per_class", "max_images",
                      "seed", "image_ids", "drop_boxes"]
@@ -118,9 +118,11 @@ def test_the_ui_form_is_typed_described_and_checked(served, api, bucket, archive
     assert schema["definitions"]["ImageSize"]["enum"] == ["original", "300k", "200k"]
     assert schema["definitions"]["OnInvalid"]["enum"] == ["fail", "drop"]
     assert schema["definitions"]["BoxFlag"]["enum"] == ["occluded", "truncated", "group-of", "depiction", "inside"]
+    assert schema["definitions"]["ResizeMethod"]["enum"] == ["fast", "tfds"]
+    assert (schema["properties"]["resize_method"]["$ref"], schema["properties"]["resize_method"]["default"]) == ("#/definitions/ResizeMethod", "fast")
     assert schema["properties"]["image_size"]["$ref"] == "#/definitions/ImageSize"
     assert (schema["properties"]["image_size"]["default"], schema["properties"]["per_subset"]["default"]) == ("original", False)
-    assert deployment["parameters"] == {"dest": f"s3://{bucket}/exports", "image_size": "original"}
+    assert deployment["parameters"] == {"dest": f"s3://{bucket}/exports", "image_size": "original", "resize_method": "fast"}
     assert deployment["enforce_parameter_schema"] and deployment["global_concurrency_limit"]["limit"] == 1
 
     refused = api.create_run(deployment["id"], {"source": "s3://x/y.zip", "image_size": "999k"})

@@ -98,6 +98,32 @@ def test_batches_are_thousands_but_several_per_worker(images, originals, size):
     assert images_per_task(images, originals) == size
 
 
+@pytest.mark.parametrize(("images", "bytes_per_image", "tasks"), [
+    (250, 1.3e6, 8),        # photos of 8 MP: 8 tasks of 32, where counting images made one of 250
+    (1800, 150e3, 8),       # 1024x768 photos
+    (10**6, 300e3, 500),    # Open Images' typical photo: 2000 per task, as before
+    (10**5, 1.3e6, 208),    # 8 MP: 483 per task, 600 MiB of JPEG each
+    (40, 40e3, 1),          # small and light: one task is enough work
+])
+def test_images_to_resize_go_by_their_source_bytes(images, bytes_per_image, tasks):
+    assert -(-images // images_per_task(images, bytes_per_image=bytes_per_image)) == tasks
+
+
+def test_resize_batches_sample_the_source_bytes(cvat_dir, tmp_path):
+    from openimages_etl.convert import image_batches, source_bytes_per_image
+    from openimages_etl.layout import discover
+    from openimages_etl.storage import DatasetRoot
+    from openimages_etl.validation import build_keys
+
+    layout = discover(DatasetRoot(str(cvat_dir)), tmp_path / "index")
+    keys = build_keys(layout, tmp_path)
+    files = sorted((cvat_dir / "images" / "train").iterdir())
+    mean = sum(f.stat().st_size for f in files) / len(files)
+    assert source_bytes_per_image(layout, keys, "train", len(files)) == mean
+    assert image_batches(layout, keys, ["train"], None) == [("train", 0, MIN_IMAGES_PER_TASK)]
+    assert image_batches(layout, keys, ["train"], 300_000) == [("train", 0, images_per_task(len(files), bytes_per_image=mean))]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
 def test_the_same_flow_runs_on_a_local_dask_cluster(cvat_dir, tmp_path):
