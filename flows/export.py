@@ -125,7 +125,7 @@ def export_open_images(
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
         if run.get("previous"):
-            return report_unchanged(run, name, dest)
+            return report_unchanged(run, name, dest, dest_options)
         work = Path(tmp)
         out = work / "out"
         layout, keys = index_source(source, source_options, work)
