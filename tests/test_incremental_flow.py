@@ -8,8 +8,8 @@ import pytest
 from prefect.states import Completed, Failed
 
 from openimages_etl.errors import InvalidDataError, OpenImagesETLError, PublishError, SourceError
-from openimages_etl.flows import export_new_archives
-from openimages_etl.flows.incremental import _outcome
+from openimages_etl.flows import export_new_archives, export_open_images
+from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.objects import exported_keys
 
 from .conftest import make_archive
@@ -42,18 +42,39 @@ def test_an_invalid_archive_fails_the_run_once_and_is_not_retried(cvat_dir, tmp_
     with (cvat_dir / "annotations" / "train-annotations-bbox.csv").open("a") as boxes:
         boxes.write("00000000deadbeef,xclick,/m/01g317,1,0.1,0.2,0.1,0.2,0,0,0,0,0\n")  # an image no list holds
     make_archive(cvat_dir, "zip").rename(incoming / "invalid.zip")
-    with pytest.raises(OpenImagesETLError, match="1 of 1 new archives not published: .*InvalidDataError"):
+    with pytest.raises(OpenImagesETLError, match="1 archive new since the last run: 1 rejected: .*InvalidDataError"):
         export_new_archives(source=str(incoming), dest=dest)
     assert len(exported_keys(dest)) == 1  # rejected for this version: the archive itself is at fault
     assert export_new_archives(source=str(incoming / "invalid.zip"), dest=dest) == []
 
 
 @pytest.mark.parametrize("state, status", [
-    (Completed(data={"output": "s3://b/out/x.zip"}), "published"),
+    (Completed(data={"status": "published", "output": "s3://b/out/x.zip"}), "published"),
     (Failed(data=InvalidDataError("2 failures")), "rejected"),
     (Failed(data=SourceError("not a readable zip archive")), "rejected"),
-    (Failed(data=PublishError("cannot publish")), "error"),  # the destination's fault: try again next run
-    (Failed(data=RuntimeError("a bug")), "error"),
+    (Completed(data={"status": "unchanged", "output": "s3://b/out/x.zip"}), "unchanged"),
+    (Failed(data=PublishError("cannot publish")), "failed"),  # the destination's fault: try again next run
+    (Failed(data=RuntimeError("a bug")), "failed"),
 ])
 def test_which_outcomes_are_final(state, status):
     assert _outcome(state)["status"] == status
+
+
+def test_a_child_that_finds_its_export_in_place_is_reported_unchanged(cvat_dir, tmp_path, caplog):
+    incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
+    incoming.mkdir()
+    archive = make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
+    export_open_images(source=str(archive), dest=dest)  # exported by hand, so the ledger does not know it
+    [outcome] = export_new_archives(source=str(incoming), dest=dest)
+    assert outcome["status"] == "unchanged"
+    assert "1 archive new since the last run: 1 unchanged" in caplog.text and "published" not in caplog.text.split("new since")[-1]
+
+
+@pytest.mark.parametrize("statuses, text", [
+    ([], "0 archives new since the last run"),
+    (["published"], "1 archive new since the last run: 1 published"),
+    (["failed", "unchanged", "published", "unchanged", "rejected"],
+     "5 archives new since the last run: 1 published, 2 unchanged, 1 rejected, 1 failed"),
+])
+def test_the_summary_counts_what_the_children_did(statuses, text):
+    assert summarise([{"status": s} for s in statuses]) == text
