@@ -1,6 +1,7 @@
 """Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic, no Prefect server."""
 from __future__ import annotations
 
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -9,7 +10,7 @@ import fsspec
 import pytest
 
 from openimages_etl.events import OBJECT_CREATED, WatchState, object_event, parse_notification, poll_once
-from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of
+from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of, with_digest
 from openimages_etl.relay import RelayServer
 
 ETAG = "9b2cf535f27731c974343645a3985328"
@@ -210,3 +211,15 @@ def test_the_bridges_refuse_to_start_without_a_prefect_server(tmp_path, capsys):
         assert main(["watch", str(tmp_path), "--once"]) == 2
         assert main(["relay", "--port", "0"]) == 2
     assert capsys.readouterr().err.count("PREFECT_API_URL is not set") == 2
+
+
+def test_a_stamped_version_is_known_by_its_bytes_too(tmp_path):
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "x.zip").write_bytes(b"archive bytes")
+    [listed] = list_objects(str(tmp_path / "incoming"), ["*.zip"])
+    assert listed.stamped and listed.content_key is None  # a folder has no ETag: size and mtime
+    hashed = with_digest(listed)
+    assert hashed.digest == hashlib.sha256(b"archive bytes").hexdigest() and hashed.key == listed.key
+    dest = str(tmp_path / "exports")
+    record_export(hashed, {"status": "published"}, dest)
+    assert exported_keys(dest) == {hashed.key, hashed.content_key}
