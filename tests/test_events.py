@@ -223,3 +223,24 @@ def test_a_stamped_version_is_known_by_its_bytes_too(tmp_path):
     dest = str(tmp_path / "exports")
     record_export(hashed, {"status": "published"}, dest)
     assert exported_keys(dest) == {hashed.key, hashed.content_key}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_first_watch_announces_only_what_appears_after_it_starts(tmp_path, capsys):
+    from openimages_etl.cli import main
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "old.zip").write_bytes(b"uploaded before the watcher")
+    watch = ["watch", str(incoming), "--once", "--state", str(tmp_path / "state.json")]
+    assert main(watch) == 0
+    printed = capsys.readouterr().out
+    assert "baseline taken, 1 archive already there not announced" in printed and "nothing new under" in printed
+    assert "every" not in printed and "emitted" not in printed
+    (incoming / "new.zip").write_bytes(b"uploaded after")
+    assert main(watch) == 0
+    printed = capsys.readouterr().out
+    assert f"emitted {OBJECT_CREATED} for {(incoming / 'new.zip').as_uri()}" in printed and "old.zip" not in printed
+    assert "nothing new" not in printed and "already there" not in printed  # the state file is the baseline now
+    assert main([*watch[:-2], "--state", str(tmp_path / "other.json"), "--existing", "announce"]) == 0
+    assert capsys.readouterr().out.count("emitted") == 2  # asked to: everything already there
