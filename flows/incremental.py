@@ -26,7 +26,7 @@ from openimages_etl.storage import display_url, refuse_credentials
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 
-from .export import export_open_images
+from .export import export_open_images, locations
 
 OUTCOMES = ("published", "unchanged", "rejected", "failed")
 
@@ -46,8 +46,8 @@ def export_new_archives(
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 
     Args:
-        source: Folder or prefix holding archives (local path or fsspec URL), or one archive's URL.
-        dest: Destination folder: local path or fsspec URL. Gets NAME.zip and its report per archive.
+        source: Folder or prefix holding archives (absolute local path or fsspec URL), or one archive's URL.
+        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip and its report per archive.
         patterns: File-name patterns of the archives to export.
         image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
@@ -58,6 +58,8 @@ def export_new_archives(
     """
     refuse_credentials(source, source_options, "source")
     refuse_credentials(dest, dest_options, "destination")
+    at = locations(source=source, dest=dest)
+    get_run_logger().info("Exporting the new archives under %s to %s", at["source"], at["dest"])
     resolved = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
     new = find_new_archives(source, patterns, dest, *resolved)
     outcomes = []

@@ -59,6 +59,18 @@ def display_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def absolute_location(url: str, what: str, relative_ok: bool = True) -> str:
+    """Where `url` is, said in full for logs: a relative local path made absolute against this process's folder, or
+    refused when not `relative_ok` (a deployment run: whoever fills in the form cannot know that folder)."""
+    if "://" in url or "::" in url or os.path.isabs(url):
+        return display_url(url)
+    absolute = os.path.abspath(url)
+    if not relative_ok:
+        raise UsageError(f"{what} {url!r} is a relative path: this run would resolve it against the folder its worker or "
+                         f"serve process started in ({os.getcwd()}). Give an absolute path (such as {absolute}) or a URL.")
+    return absolute
+
+
 CONSOLE_PAGES = {  # the page of one object in the cloud provider's web console
     "s3": "https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={key}",
     "gs": "https://console.cloud.google.com/storage/browser/_details/{bucket}/{key}",
