@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -213,9 +214,18 @@ def _settings(args: argparse.Namespace):
                     **{key: value for key, value in given.items() if value})
 
 
+def _stoppable() -> None:
+    """Ctrl-C and `kill` stop the long-running commands, also when started in the background: a shell starts a
+    background job with SIGINT ignored, and Python keeps it ignored. (serve's runner takes SIGTERM over itself.)"""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from openimages_etl.deployments import serve_deployments
 
+    _stoppable()
     serve_deployments(_settings(args))
     return 0
 
@@ -236,6 +246,7 @@ def _watch(args: argparse.Namespace) -> int:
     from openimages_etl.storage import display_url
 
     require_api()
+    _stoppable()
     patterns = args.patterns or ARCHIVE_PATTERNS
     state_path = Path(args.state) if args.state else _default_state(canonical_url(args.url, args.storage_options), patterns)
     state, shown = WatchState(state_path), display_url(args.url)
@@ -271,6 +282,7 @@ def _relay(args: argparse.Namespace) -> int:
     from openimages_etl.relay import RelayServer
 
     require_api()
+    _stoppable()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     token = os.environ.get("OPENIMAGES_RELAY_TOKEN")
     server = RelayServer(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)

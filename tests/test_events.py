@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import urllib.error
 import urllib.request
@@ -244,3 +245,24 @@ def test_a_first_watch_announces_only_what_appears_after_it_starts(tmp_path, cap
     assert "nothing new" not in printed and "already there" not in printed  # the state file is the baseline now
     assert main([*watch[:-2], "--state", str(tmp_path / "other.json"), "--existing", "announce"]) == 0
     assert capsys.readouterr().out.count("emitted") == 2  # asked to: everything already there
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_watcher_started_in_the_background_stops_on_ctrl_c_and_kill(tmp_path, signal_name):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # an empty folder: nothing is ever sent
+    # `command &` in a script: the shell starts it with SIGINT ignored
+    watcher = subprocess.Popen([sys.executable, "-m", "openimages_etl.cli", "watch", str(tmp_path), "--interval", "0.2",
+                                "--state", str(tmp_path / "state.json")], env=env, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "watching" in watcher.stdout.readline() + watcher.stdout.readline()
+        time.sleep(0.5)
+        watcher.send_signal(getattr(signal, signal_name))
+        assert watcher.wait(20) == 130
+    finally:
+        watcher.kill()
