@@ -19,15 +19,19 @@ JPEG_QUALITY = 80
 
 def data_urls(pictures: dict[str, bytes], budget: int = BUDGET) -> dict[str, str]:
     """`{name: png}` -> `{name: data URL}` of each picture scaled to one width (the widest that keeps the total
-    within `budget`), as JPEG or palette PNG, whichever is smaller. Pictures left out when even the narrowest
-    width does not fit are missing from the answer, the later ones first."""
+    within `budget`), as JPEG or palette PNG, whichever is smaller at the first width tried. Pictures left out
+    when even the narrowest width does not fit are missing from the answer, the later ones first."""
     images = {name: _flattened(png) for name, png in pictures.items()}
-    width = WIDEST
+    width, kinds = WIDEST, {}
     while True:
-        urls = {name: _data_url(image, width) for name, image in images.items()}
-        if sum(map(len, urls.values())) <= budget or width <= NARROWEST:
+        encoded = {name: _encoded(image, width, kinds.get(name)) for name, image in images.items()}
+        kinds = {name: kind for name, (kind, _) in encoded.items()}
+        urls = {name: f"data:image/{kind};base64,{base64.b64encode(data).decode()}" for name, (kind, data) in encoded.items()}
+        total = sum(map(len, urls.values()))
+        if total <= budget or width <= NARROWEST:
             break
-        width = max(NARROWEST, int(width * 0.75))
+        # bytes grow with the area: aim just under the budget in one step
+        width = max(NARROWEST, min(int(width * 0.9), int(width * (budget / total) ** 0.5 * 0.95)))
     kept, total = {}, 0
     for name, url in urls.items():
         if total + len(url) <= budget:
@@ -37,7 +41,7 @@ def data_urls(pictures: dict[str, bytes], budget: int = BUDGET) -> dict[str, str
 
 
 def _flattened(png: bytes) -> Image.Image:
-    """The picture on white (JPEG has no alpha; matplotlib's charts have a transparent-free white figure anyway)."""
+    """The picture on white: JPEG has no alpha channel."""
     with Image.open(io.BytesIO(png)) as image:
         if image.mode in ("RGBA", "LA", "P"):
             rgba = image.convert("RGBA")
@@ -47,12 +51,18 @@ def _flattened(png: bytes) -> Image.Image:
         return image.convert("RGB")
 
 
-def _data_url(image: Image.Image, width: int) -> str:
+def _encoded(image: Image.Image, width: int, kind: str | None) -> tuple[str, bytes]:
+    """The picture at `width` (never wider than it is) as `kind`, or as the smaller of both when None."""
     if image.width > width:
         image = image.resize((width, max(1, round(image.height * width / image.width))), Image.Resampling.LANCZOS)
-    jpeg, palette = io.BytesIO(), io.BytesIO()
-    image.save(jpeg, "JPEG", quality=JPEG_QUALITY, optimize=True)
-    # charts are a few flat colours: a 64-colour palette keeps them sharp at a fraction of JPEG's size
-    image.quantize(64, method=Image.Quantize.FASTOCTREE).save(palette, "PNG")
-    kind, data = min((("jpeg", jpeg.getvalue()), ("png", palette.getvalue())), key=lambda pair: len(pair[1]))
-    return f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+    found = []
+    if kind in (None, "jpeg"):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+        found.append(("jpeg", out.getvalue()))
+    if kind in (None, "png"):
+        # charts are a few flat colours: a 64-colour palette keeps them sharp at a fraction of JPEG's size
+        out = io.BytesIO()
+        image.quantize(64, method=Image.Quantize.FASTOCTREE).save(out, "PNG")
+        found.append(("png", out.getvalue()))
+    return min(found, key=lambda pair: len(pair[1]))
