@@ -44,9 +44,11 @@ def runs(prefect_server, sample_dirs, tmp_path_factory) -> dict:
                             env=env, capture_output=True, text=True)
     assert failed.returncode == 1, failed.stderr[-3000:]
     api = PrefectREST(prefect_server)
-    with running(["openimages-etl", "serve", str(base / "incoming"), str(base / "exports")], env, base / "serve.log"):
+    (base / "serving").mkdir()
+    with running(["openimages-etl", "serve", str(base / "incoming"), str(base / "exports")], env, base / "serve.log", base / "serving"):
         adhoc = wait_for(lambda: _deployment(api), 120, "the served deployments")
-        yield {"origin": prefect_server.removesuffix("/api"), "api": api, "adhoc": adhoc, "zip": base / "demo" / "export" / "sample-openimages.zip",
+        yield {"origin": prefect_server.removesuffix("/api"), "api": api, "adhoc": adhoc, "base": base,
+               "zip": base / "demo" / "export" / "sample-openimages.zip",
                "report": _artifact(api, "openimages-sample-openimages-report"), "zip_note": _artifact(api, "openimages-sample-openimages-zip"),
                "failed": _artifact(api, "openimages-broken-report"), "empty_mask": empty_mask.name}
 
@@ -115,9 +117,19 @@ def _report_picture(page: Page, path: Path) -> Path:
     return path
 
 
+def _from_the_run(page: Page, runs: dict, ui: str, artifact: dict, shows: str) -> None:
+    """The run's page, its Artifacts tab, then the artifact's card: how a person reaches the report."""
+    _open(page, runs, ui, f"/runs/flow-run/{artifact['flow_run_id']}", "Artifacts")
+    page.get_by_text("Artifacts", exact=True).first.click()
+    page.get_by_text(artifact["key"], exact=True).first.click()
+    if ui == "v2":  # the card opens the key's timeline of versions, each named by its id's first 8 characters
+        page.get_by_text(artifact["id"][:8], exact=True).first.click()
+    page.get_by_text(shows).first.wait_for()
+
+
 @pytest.mark.parametrize("ui", UIS)
 def test_the_report_shows_its_pictures_and_where_the_zip_is(runs, page, ui, tmp_path):
-    _open(page, runs, ui, f"/artifacts/artifact/{runs['report']['id']}", "Open Images export: published")
+    _from_the_run(page, runs, ui, runs["report"], "Open Images export: published")
     assert _loaded(page, "Contact sheet: train") > 0 and _loaded(page, "Box sizes") > 0
     zip_path = page.locator("code", has_text=str(runs["zip"])).first
     assert zip_path.is_visible() and page.get_by_text("copy this location").first.is_visible()
@@ -127,13 +139,13 @@ def test_the_report_shows_its_pictures_and_where_the_zip_is(runs, page, ui, tmp_
         _report_picture(page, tmp_path / "run-report-prefect-ui.png")
 
     _open(page, runs, ui, f"/artifacts/artifact/{runs['zip_note']['id']}", "sample-openimages.zip")
-    assert page.locator("code", has_text=str(runs["zip"])).first.is_visible()
+    page.locator("code", has_text=str(runs["zip"])).first.wait_for()  # V2 draws code blocks a moment later
     _screenshot(page, tmp_path / f"zip-location-{ui}.png")
 
 
 @pytest.mark.parametrize("ui", UIS)
 def test_a_failed_run_shows_its_first_failing_rows_and_files(runs, page, ui, tmp_path):
-    _open(page, runs, ui, f"/artifacts/artifact/{runs['failed']['id']}", "Open Images export: failed")
+    _from_the_run(page, runs, ui, runs["failed"], "Open Images export: failed")
     assert page.get_by_text("First failing rows of each check").first.is_visible()
     row = page.locator("tr", has_text=runs["empty_mask"]).first  # file, line, column, check, value
     assert row.is_visible() and "mask has no object pixel" in row.inner_text()
@@ -168,3 +180,16 @@ def _choices(page: Page, ui: str, name: str) -> list[str]:
     page.keyboard.press("Escape")
     options.first.wait_for(state="detached")
     return choices
+
+
+def test_a_form_run_with_a_relative_dest_is_refused_with_the_absolute_path(runs, page, tmp_path):
+    created = runs["api"].create_run(runs["adhoc"]["id"], {"source": str(runs["zip"]), "dest": "ui-form-300k"})
+    assert created.status_code == 201, created.text
+    run = runs["api"].wait_finished(created.json()["id"])
+    serving = runs["base"] / "serving"
+    message = f"dest 'ui-form-300k' is a relative path: this run would resolve it against the folder its worker or serve " \
+              f"process started in ({serving}). Give an absolute path (such as {serving / 'ui-form-300k'}) or a URL."
+    assert run["state"]["type"] == "FAILED" and message in run["state"]["message"]
+    assert not (serving / "ui-form-300k").exists()
+    _open(page, runs, "v2", f"/runs/flow-run/{run['id']}", "is a relative path")  # the run's page says why
+    _screenshot(page, tmp_path / "relative-dest-v2.png", "is a relative path")
