@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from openimages_etl.inline import data_urls
 from openimages_etl.report_visuals import dataset_visuals, open_zip, to_html, write_visuals
 from openimages_etl.sample import SIZES, _mask, _picture
 
@@ -96,10 +97,13 @@ def main() -> None:
     write_visuals(visuals, base / "bench.report")
     (base / "bench.report.html").write_text(to_html(_report(counts), visuals), encoding="utf-8")
     marks.append(("PNGs and HTML written", time.perf_counter()))
+    inlined = data_urls({v.file: v.png for v in visuals})
+    marks.append(("pictures downscaled for the UI artifact", time.perf_counter()))
     for (_, before), (what, after) in zip(marks, marks[1:]):
         print(f"  {what:<40} {after - before:6.2f} s")
     print(f"report stage: {marks[-1][1] - marks[0][1]:.2f} s ({time.process_time() - cpu:.2f} s CPU) for {len(visuals)} pictures, "
-          f"HTML {(base / 'bench.report.html').stat().st_size / 1e6:.1f} MB  ({base})")
+          f"HTML {(base / 'bench.report.html').stat().st_size / 1e6:.1f} MB, UI artifact's pictures "
+          f"{sum(map(len, inlined.values())) / 1e3:.0f} KB ({len(inlined)} shown)  ({base})")
 
 
 def _report(counts: dict[str, int]) -> dict:

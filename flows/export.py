@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFutureList, wait
+from prefect.runtime import deployment
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod, images_per_task
@@ -31,7 +32,7 @@ from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
 from openimages_etl.selection import (SelectionSpec, key_parameters, kept_classes, matching_masks, prune_hierarchy,
                                       selection_summary, write_image_ids)
-from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
+from openimages_etl.storage import absolute_location, display_url, join_url, plain_file_name, refuse_credentials, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
@@ -54,6 +55,13 @@ def validate_tables(layout: Layout, keys: Keys, work: Path, keep: int = FAILURES
     return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep))
 
 
+def locations(**urls: str) -> dict[str, str]:
+    """Each location in full, as the run's log states it. A relative path is refused in a deployment run (typed into
+    the UI's form, it would land under the worker's folder, which nobody filling in the form knows)."""
+    from_deployment = deployment.id is not None
+    return {what: absolute_location(url, what, relative_ok=not from_deployment) for what, url in urls.items()}
+
+
 def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
     return FailureSummary.merge([keys.failures, *(c.failures for c in checks)])
 
@@ -68,12 +76,13 @@ def validate_open_images(
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
-        source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
+        source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
         source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
         source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
         errors_per_check: Failing rows listed per file and check (all are counted).
     """
     refuse_credentials(source, source_options, "source")
+    get_run_logger().info("Validating %s", locations(source=source)["source"])
     with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
         layout, keys = index_source(source, storage_options(source_options, source_block), Path(tmp))
         checks = validate_tables(layout, keys, Path(tmp), errors_per_check).result()
@@ -114,13 +123,13 @@ def export_open_images(
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
     Args:
-        source: Archive (.zip, .tar, .tar.gz) or folder: local path or fsspec URL (s3://, gs://, memory://).
-        dest: Destination folder: local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
+        source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
+        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
         name: Export name; defaults to the source's file name without extension.
         image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
         resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
         subsets: Subsets to export (e.g. train, validation); all when empty.
-        per_subset: Also publish NAME-<subset>.zip for each subset.
+        per_subset: Also publish one zip per subset, named after it: NAME-train.zip, NAME-validation.zip, ...
         on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
         source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
         dest_options: fsspec storage options for the destination, without credentials.
@@ -144,6 +153,7 @@ def export_open_images(
     name = plain_file_name(name or url_stem(source), "export name")
     refuse_credentials(source, source_options, "source")
     refuse_credentials(dest, dest_options, "destination")
+    at = locations(source=source, dest=dest)
     source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
     target_pixels = ImageSize(image_size).target_pixels
     parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
@@ -155,11 +165,12 @@ def export_open_images(
     if target_pixels:  # the method shapes resized images only: exports of originals keep their key
         parameters["resize_method"] = ResizeMethod(resize_method).value
     logger = get_run_logger()
+    logger.info("Exporting %s to %s", at["source"], join_url(at["dest"], f"{name}.zip"))
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
         if run.get("previous"):
-            return report_unchanged(run, name, dest)
+            return report_unchanged(run, name, dest, dest_options)
         work = Path(tmp)
         out = work / "out"
         layout, keys = index_source(source, source_options, work)

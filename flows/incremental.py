@@ -3,14 +3,16 @@
 1. find-new-archives: list SOURCE (a prefix, or one archive) with each object's version (ETag, or size and
    mtime); keep the versions missing from DEST's ledger (`DEST/.openimages-etl/exported/`).
 2. export-open-images: one subflow run per new archive, with its own report and artifacts.
-3. record-export: add the version to the ledger once its outcome is final: published, or rejected for a
-   reason in the archive itself (invalid data, unreadable archive). Destination errors and crashes are not
-   recorded, so the next run tries again.
+3. record-export: add the version to the ledger once its outcome is final: published, unchanged (DEST held
+   this export already), or rejected for a reason in the archive itself (invalid data, unreadable archive).
+   Failures at the destination and crashes are not recorded, so the next run tries again. The run's log and
+   table say what each child did.
 
 The scheduled deployment runs this over a prefix; the event-triggered one over the object an event names.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -24,7 +26,9 @@ from openimages_etl.storage import display_url, refuse_credentials
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 
-from .export import export_open_images
+from .export import export_open_images, locations
+
+OUTCOMES = ("published", "unchanged", "rejected", "failed")
 
 
 @flow(name="export-new-archives")
@@ -43,8 +47,8 @@ def export_new_archives(
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 
     Args:
-        source: Folder or prefix holding archives (local path or fsspec URL), or one archive's URL.
-        dest: Destination folder: local path or fsspec URL. Gets NAME.zip and its report per archive.
+        source: Folder or prefix holding archives (absolute local path or fsspec URL), or one archive's URL.
+        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip and its report per archive.
         patterns: File-name patterns of the archives to export.
         image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
         resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
@@ -56,6 +60,8 @@ def export_new_archives(
     """
     refuse_credentials(source, source_options, "source")
     refuse_credentials(dest, dest_options, "destination")
+    at = locations(source=source, dest=dest)
+    get_run_logger().info("Exporting the new archives under %s to %s", at["source"], at["dest"])
     resolved = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
     new = find_new_archives(source, patterns, dest, *resolved)
     outcomes = []
@@ -64,23 +70,31 @@ def export_new_archives(
                                    source_options=source_options, dest_options=dest_options, source_block=source_block,
                                    dest_block=dest_block, return_state=True)
         outcome = _outcome(state)
-        if outcome["status"] != "error":
+        if outcome["status"] != "failed":
             record_outcome(obj, outcome, dest, resolved[1])
         outcomes.append({"archive": display_url(obj.url), "version": obj.version, **outcome})
     if outcomes:
         create_table_artifact(table=outcomes, key="openimages-new-archives", description=f"Archives found new under {display_url(source)}")
-    failed = [o for o in outcomes if o["status"] != "published"]
-    if failed:
-        raise OpenImagesETLError(f"{len(failed)} of {len(outcomes)} new archives not published: "
-                                 + "; ".join(f"{o['archive']}: {o['error']}" for o in failed))
-    get_run_logger().info("%d new archives published", len(outcomes))
+    summary = summarise(outcomes)
+    not_published = [o for o in outcomes if o["status"] in ("rejected", "failed")]
+    if not_published:
+        raise OpenImagesETLError(f"{summary}: " + "; ".join(f"{o['archive']}: {o['error']}" for o in not_published))
+    get_run_logger().info("%s", summary)
     return outcomes
 
 
+def summarise(outcomes: list[dict[str, Any]]) -> str:
+    """What the children did, counted by outcome: `3 archives new since the last run: 2 published, 1 unchanged`."""
+    counts = Counter(o["status"] for o in outcomes)
+    done = ", ".join(f"{counts[status]} {status}" for status in OUTCOMES if counts[status])
+    return f"{len(outcomes)} archive{'' if len(outcomes) == 1 else 's'} new since the last run" + (f": {done}" if done else "")
+
+
 def _outcome(state: State) -> dict[str, Any]:
-    """`published`, `rejected` (the archive's own fault: final for this version) or `error` (try again later)."""
+    """What one child run did: `published`, `unchanged` (DEST already held this export), `rejected` (the archive's own
+    fault: final for this version) or `failed` (the destination's fault or a bug: tried again by the next run)."""
     result = state.result(raise_on_failure=False)
     if state.is_completed():
-        return {"status": "published", "output": result["output"], "error": ""}
+        return {"status": result["status"], "output": result["output"], "error": ""}
     final = isinstance(result, OpenImagesETLError) and not isinstance(result, PublishError)
-    return {"status": "rejected" if final else "error", "output": None, "error": f"{type(result).__name__}: {result}"}
+    return {"status": "rejected" if final else "failed", "output": None, "error": f"{type(result).__name__}: {result}"}

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -145,7 +146,11 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     watch.add_argument("--interval", type=float, default=30.0, help="seconds between listings (default: %(default)s)")
     watch.add_argument("--state", default=None, help="JSON file of the versions already announced "
                        "(default: one per URL under ~/.cache/openimages-etl/watch/)")
-    watch.add_argument("--once", action="store_true", help="list once, emit, exit")
+    watch.add_argument("--existing", choices=["skip", "announce"], default="skip",
+                       help="what a first watch (no state file yet) does with the archives already there: skip them and "
+                       "announce only what appears after it starts, or announce each (the ledger still skips the exported "
+                       "ones) (default: %(default)s)")
+    watch.add_argument("--once", action="store_true", help="list once, emit, print what was announced, exit")
     watch.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for URL")
     watch.set_defaults(run=_watch)
 
@@ -249,9 +254,18 @@ def _settings(args: argparse.Namespace):
                     **{key: value for key, value in given.items() if value})
 
 
+def _stoppable() -> None:
+    """Ctrl-C and `kill` stop the long-running commands, also when started in the background: a shell starts a
+    background job with SIGINT ignored, and Python keeps it ignored. (serve's runner takes SIGTERM over itself.)"""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from openimages_etl.deployments import serve_deployments
 
+    _stoppable()
     serve_deployments(_settings(args))
     return 0
 
@@ -267,24 +281,33 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace) -> int:
     from openimages_etl.deployments.emit import require_api, send_events
-    from openimages_etl.events import OBJECT_CREATED, WatchState, poll_once
+    from openimages_etl.events import OBJECT_CREATED, WatchState, poll_once, take_baseline
     from openimages_etl.objects import canonical_url
     from openimages_etl.storage import display_url
 
     require_api()
+    _stoppable()
     patterns = args.patterns or ARCHIVE_PATTERNS
     state_path = Path(args.state) if args.state else _default_state(canonical_url(args.url, args.storage_options), patterns)
-    state = WatchState(state_path)
-    print(f"watching {display_url(args.url)} for {' '.join(patterns)} every {args.interval:g} s (state: {state_path})", flush=True)
+    state, shown = WatchState(state_path), display_url(args.url)
+    if state.fresh and args.existing == "skip":
+        already = take_baseline(args.url, patterns, state, args.storage_options)
+        print(f"first watch of {shown}: baseline taken, {len(already)} archive{'' if len(already) == 1 else 's'} "
+              "already there not announced (--existing announce would announce them)", flush=True)
+    every = "once" if args.once else f"every {args.interval:g} s"
+    print(f"watching {shown} for {' '.join(patterns)} {every} (state: {state_path})", flush=True)
     while True:
         try:
-            for obj in poll_once(args.url, patterns, state, send_events, args.storage_options):
+            announced = poll_once(args.url, patterns, state, send_events, args.storage_options)
+            for obj in announced:
                 print(f"emitted {OBJECT_CREATED} for {display_url(obj.url)} (version {obj.version})", flush=True)
         except Exception as exc:  # a poller outlives outages of the store or the API: report, retry next time
             if args.once:
                 raise
             print(f"openimages-etl watch: {type(exc).__name__}: {exc}; retrying in {args.interval:g} s", file=sys.stderr, flush=True)
         if args.once:
+            if not announced:
+                print(f"nothing new under {shown}", flush=True)
             return 0
         time.sleep(args.interval)
 
@@ -299,6 +322,7 @@ def _relay(args: argparse.Namespace) -> int:
     from openimages_etl.relay import RelayServer
 
     require_api()
+    _stoppable()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     token = os.environ.get("OPENIMAGES_RELAY_TOKEN")
     server = RelayServer(args.host, args.port, send_events, args.patterns or ARCHIVE_PATTERNS, token)

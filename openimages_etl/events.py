@@ -78,7 +78,8 @@ class WatchState:
 
     def __init__(self, path: Path):
         self.path = path
-        self.seen: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        self.fresh = not path.exists()  # a first watch: nothing announced yet
+        self.seen: dict[str, str] = {} if self.fresh else json.loads(path.read_text())
 
     def changed(self, objects: Iterable[ObjectVersion]) -> list[ObjectVersion]:
         return [o for o in objects if self.seen.get(o.url) != o.version]
@@ -93,6 +94,14 @@ class WatchState:
         partial = self.path.with_name(f".{self.path.name}.part")
         partial.write_text(json.dumps(self.seen, indent=1, sort_keys=True))
         os.replace(partial, self.path)
+
+
+def take_baseline(source: str, patterns: Iterable[str], state: WatchState,
+                  storage_options: dict[str, Any] | None = None) -> list[ObjectVersion]:
+    """Remember what is under the prefix now without announcing it, so that only what appears later is announced."""
+    listed = list_objects(source, patterns, storage_options)
+    state.remember(listed, listed)
+    return listed
 
 
 def poll_once(source: str, patterns: Iterable[str], state: WatchState, emit: Callable[[list[dict[str, Any]]], None],

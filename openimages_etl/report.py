@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from . import __version__
 from .failures import FailureSummary
+from .storage import browser_url
 
 COUNT_KINDS = ("images", "boxes", "labels", "masks")
 
@@ -51,16 +52,18 @@ def counts_table(report: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"subset": subset, **{k: counts.get(k, 0) for k in COUNT_KINDS}} for subset, counts in report["subsets"].items()]
 
 
-def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
-    """`pictures_base` prefixes the pictures' links (relative to the report by default); None lists them instead
-    of showing them, for a reader that cannot open the destination (a Prefect artifact of an s3:// export)."""
+def to_markdown(report: dict[str, Any], shown: dict[str, str] | None = None,
+                opens: Callable[[str], str | None] = browser_url) -> str:
+    """The report for people. Pictures link to their files (relative, for NAME.report.md beside them), or, given
+    `shown` (file -> image URL, e.g. a `data:` URL for a Prefect artifact), show from there; a picture missing from
+    `shown` is named. `opens` tells what page a browser opens for a location (None: the location is shown as text)."""
     icon = "✅" if report["status"] in ("published", "unchanged") else "❌"
     lines = [
         f"# {icon} Open Images export: {report['status']}",
         "",
         f"- **Source**: `{report['source']}`",
-        f"- **Output**: {_link(report['output'])}",
-        *[f"- **{subset} only**: {_link(url)}" for subset, url in report.get("outputs", {}).items()],
+        f"- **Output**: {location(report['output'], opens)}",
+        *[f"- **{subset} only**: {location(url, opens)}" for subset, url in report.get("outputs", {}).items()],
         f"- **Image size**: {report['image_size']}",
         f"- **Started**: {report['started']} · **Duration**: {report['duration_s']} s · openimages-etl {report['version']}",
         *([f"- **Note**: {report['note']}"] if report.get("note") else []),
@@ -91,8 +94,9 @@ def to_markdown(report: dict[str, Any], pictures_base: str | None = "") -> str:
     if pictures.get("files"):
         lines += ["## Pictures", "", f"All of them on one page: `{pictures['html']}` (self-contained, opens in any browser).", ""]
         for picture in pictures["files"]:
-            shown = f"![{picture['title']}]({pictures_base}{picture['file']})" if pictures_base is not None else f"`{picture['file']}`"
-            lines += [f"**{picture['title']}**", "", shown, ""]
+            source = picture["file"] if shown is None else shown.get(picture["file"])
+            image = f"![{picture['title']}]({source})" if source else f"`{picture['file']}` (too large to show here: see the page above)"
+            lines += [f"**{picture['title']}**", "", image, ""]
     return "\n".join(lines)
 
 
@@ -117,8 +121,17 @@ def selection_markdown(selection: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _link(url: str | None) -> str:
-    return f"`{url}`" if url else "none (nothing published)"
+def location(url: str | None, opens: Callable[[str], str | None] = browser_url) -> str:
+    """A published file's location for people: a link where a browser can open it (the object's page in the
+    cloud console for s3:// and gs://), always the location itself as a code span to copy."""
+    if not url:
+        return "none (nothing published)"
+    page = opens(url)
+    if page == url:
+        return f"[{url}]({url})"
+    if page:
+        return f"`{url}` ([open in the console]({page}))"
+    return f"`{url}` (copy this location: a browser does not open it from a web page)"
 
 
 def _cell(value: Any) -> str:

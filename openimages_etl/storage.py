@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import fsspec
 from fsspec.asyn import AsyncFileSystem
@@ -70,6 +70,41 @@ def display_url(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def absolute_location(url: str, what: str, relative_ok: bool = True) -> str:
+    """Where `url` is, said in full for logs: a relative local path made absolute against this process's folder, or
+    refused when not `relative_ok` (a deployment run: whoever fills in the form cannot know that folder)."""
+    if "://" in url or "::" in url or os.path.isabs(url):
+        return display_url(url)
+    absolute = os.path.abspath(url)
+    if not relative_ok:
+        raise UsageError(f"{what} {url!r} is a relative path: this run would resolve it against the folder its worker or "
+                         f"serve process started in ({os.getcwd()}). Give an absolute path (such as {absolute}) or a URL.")
+    return absolute
+
+
+CONSOLE_PAGES = {  # the page of one object in the cloud provider's web console
+    "s3": "https://s3.console.aws.amazon.com/s3/object/{bucket}?prefix={key}",
+    "gs": "https://console.cloud.google.com/storage/browser/_details/{bucket}/{key}",
+}
+S3_ENDPOINT_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
+
+
+def browser_url(url: str, storage_options: dict[str, Any] | None = None) -> str | None:
+    """What a browser opens for a published file: an http(s) URL itself, the console page of an s3:// or gs://
+    object (not for S3 at another endpoint such as MinIO: AWS's console does not know it), else None
+    (a path or file:// URL: a browser refuses local files linked from a web page)."""
+    parts = urlsplit(display_url(url))
+    if parts.scheme in ("http", "https"):
+        return url
+    options = storage_options or {}
+    elsewhere = (options.get("endpoint_url") or (options.get("client_kwargs") or {}).get("endpoint_url")
+                 or any(os.environ.get(name) for name in S3_ENDPOINT_SETTINGS))
+    page = CONSOLE_PAGES.get("gs" if parts.scheme == "gcs" else parts.scheme)
+    if page is None or not parts.netloc or not parts.path.strip("/") or (parts.scheme == "s3" and elsewhere):
+        return None
+    return page.format(bucket=parts.netloc, key=quote(parts.path.lstrip("/")))
 
 
 def secret_values(storage_options: dict[str, Any]) -> list[str]:

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import fsspec
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
+from openimages_etl.inline import data_urls
 from openimages_etl.layout import Layout
 from openimages_etl.package import build_zip
 from openimages_etl.progress import UploadProgress
@@ -16,7 +19,7 @@ from openimages_etl.report import counts_table, to_json, to_markdown
 from openimages_etl.report_visuals import export_visuals, failure_visuals, selection_visuals, to_html, write_visuals
 from openimages_etl.reuse import source_key
 from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers
-from openimages_etl.storage import display_url, join_url, publish_file
+from openimages_etl.storage import browser_url, display_url, join_url, publish_file
 from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.validation import Keys
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
@@ -47,13 +50,13 @@ def claim_destination(source: str, source_options: dict[str, Any], dest: str, de
 
 
 @task(name="report-unchanged", cache_policy=NONE)
-def report_unchanged(run: dict[str, Any], name: str, dest: str) -> dict[str, Any]:
+def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any]) -> dict[str, Any]:
     """A repeated run publishes nothing: its report is the published one, marked unchanged, with a note why."""
     previous = run.pop("previous")
     note = (f"Nothing written: the destination already holds this export (same source content and parameters), "
             f"published at {previous['finished']}" + (f"; waited {run['lock_waited_s']} s for that run" if run["lock_waited_s"] > 1 else ""))
     report = {**previous, "status": "unchanged", "note": note, "run": run}
-    _artifacts(report, name, dest)
+    _artifacts(report, name, storage_options, _published_pictures(report, dest, storage_options))
     get_run_logger().info("%s", note)
     return report
 
@@ -89,7 +92,7 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
     if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
         visuals += failure_visuals(layout, report["errors"])
     files = write_visuals(visuals, folder)
-    pages = [(".report.json", to_json), (".report.md", to_markdown)]
+    pages = [(".report.json", to_json), (".report.md", lambda r: to_markdown(r, opens=partial(browser_url, storage_options=storage_options)))]
     if report.get("reused"):  # the earlier run's pictures and page are at DEST already
         files = report.get("pictures", {}).get("files", [])
     else:
@@ -101,19 +104,38 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
-    _artifacts(report, name, dest)
+    _artifacts(report, name, storage_options, {f"{folder.name}/{v.file}": v.png for v in visuals})
     get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
                           display_url(join_url(dest, f"{name}.report.md")))
     return report
 
 
-def _artifacts(report: dict[str, Any], name: str, dest: str) -> None:
+def _artifacts(report: dict[str, Any], name: str, storage_options: dict[str, Any], pictures: dict[str, bytes]) -> None:
+    """The run's page in the UI: the report with its pictures inlined (the UI shows no picture from a path,
+    file:// or a bucket), where the zip is, the counts."""
     key = artifact_key(name)
-    # A browser opens http(s) destinations only: elsewhere the artifact names the pictures instead of showing them.
-    base = dest.rstrip("/") + "/" if dest.startswith(("http://", "https://")) else None
-    create_markdown_artifact(markdown=to_markdown(report, base), key=f"{key}-report", description=f"Run report of {name}")
-    if report["output"]:
-        create_link_artifact(link=report["output"], link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
-                             description=f"The published zip of {name}")
+    opens = partial(browser_url, storage_options=storage_options)
+    create_markdown_artifact(markdown=to_markdown(report, data_urls(pictures), opens), key=f"{key}-report",
+                             description=f"Run report of {name}")
+    page = opens(report["output"]) if report["output"] else None
+    if page:
+        create_link_artifact(link=page, link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
+                             description=f"The published zip of {name}" + ("" if page == report["output"] else f": {report['output']}"))
+    elif report["output"]:  # a link to a path or file:// opens nothing from a web page: the location, to copy
+        create_markdown_artifact(markdown=f"**{name}.zip** is published at\n\n```\n{report['output']}\n```\n\n"
+                                 "Copy this location: a browser does not open it from a web page.",
+                                 key=f"{key}-zip", description=f"Where the published zip of {name} is")
     if report["subsets"]:
         create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")
+
+
+def _published_pictures(report: dict[str, Any], dest: str, storage_options: dict[str, Any]) -> dict[str, bytes]:
+    """The pictures an earlier run published at DEST (a missing one is left out: the report names it)."""
+    pictures = {}
+    for file in (p["file"] for p in report.get("pictures", {}).get("files", [])):
+        try:
+            fs, path = fsspec.core.url_to_fs(join_url(dest, file), **storage_options)
+            pictures[file] = fs.cat_file(path)
+        except OSError as exc:
+            get_run_logger().warning("%s: not shown (%s)", display_url(join_url(dest, file)), exc)
+    return pictures

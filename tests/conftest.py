@@ -36,13 +36,14 @@ def prefect_server(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}  # schedules runs within seconds, not the default minute
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",  # schedules runs within seconds, not the default minute
+           "PREFECT_UI_API_URL": url}  # the UI asks 127.0.0.1:4200 otherwise, whatever the port
     env.pop("PREFECT_API_URL", None)
     with (home / "server.log").open("wb") as log:
         server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
                                    "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + 120
         while server.poll() is None and time.monotonic() < deadline:

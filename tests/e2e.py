@@ -87,16 +87,16 @@ def client_env(api_url: str, home: Path) -> dict[str, str]:
             "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1"}
 
 
-def start(arguments: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def start(arguments: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
     """A command from this virtualenv's bin/ (openimages-etl, prefect) in the background, output to `log`."""
     with log.open("ab") as out:
-        return subprocess.Popen([str(BIN / arguments[0]), *arguments[1:]], env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([str(BIN / arguments[0]), *arguments[1:]], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
 
 
 @contextmanager
-def running(arguments: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+def running(arguments: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
     """`start` for the length of a with-block, then `stop`."""
-    process = start(arguments, env, log)
+    process = start(arguments, env, log, cwd)
     try:
         yield process
     finally:

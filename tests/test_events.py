@@ -1,6 +1,8 @@
 """Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic, no Prefect server."""
 from __future__ import annotations
 
+import hashlib
+import os
 import json
 import urllib.error
 import urllib.request
@@ -9,7 +11,7 @@ import fsspec
 import pytest
 
 from openimages_etl.events import OBJECT_CREATED, WatchState, object_event, parse_notification, poll_once
-from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of
+from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of, with_digest
 from openimages_etl.relay import RelayServer
 
 ETAG = "9b2cf535f27731c974343645a3985328"
@@ -210,3 +212,57 @@ def test_the_bridges_refuse_to_start_without_a_prefect_server(tmp_path, capsys):
         assert main(["watch", str(tmp_path), "--once"]) == 2
         assert main(["relay", "--port", "0"]) == 2
     assert capsys.readouterr().err.count("PREFECT_API_URL is not set") == 2
+
+
+def test_a_stamped_version_is_known_by_its_bytes_too(tmp_path):
+    (tmp_path / "incoming").mkdir()
+    (tmp_path / "incoming" / "x.zip").write_bytes(b"archive bytes")
+    [listed] = list_objects(str(tmp_path / "incoming"), ["*.zip"])
+    assert listed.stamped and listed.content_key is None  # a folder has no ETag: size and mtime
+    hashed = with_digest(listed)
+    assert hashed.digest == hashlib.sha256(b"archive bytes").hexdigest() and hashed.key == listed.key
+    dest = str(tmp_path / "exports")
+    record_export(hashed, {"status": "published"}, dest)
+    assert exported_keys(dest) == {hashed.key, hashed.content_key}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_first_watch_announces_only_what_appears_after_it_starts(tmp_path, capsys):
+    from openimages_etl.cli import main
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "old.zip").write_bytes(b"uploaded before the watcher")
+    watch = ["watch", str(incoming), "--once", "--state", str(tmp_path / "state.json")]
+    assert main(watch) == 0
+    printed = capsys.readouterr().out
+    assert "baseline taken, 1 archive already there not announced" in printed and "nothing new under" in printed
+    assert "every" not in printed and "emitted" not in printed
+    (incoming / "new.zip").write_bytes(b"uploaded after")
+    assert main(watch) == 0
+    printed = capsys.readouterr().out
+    assert f"emitted {OBJECT_CREATED} for {(incoming / 'new.zip').as_uri()}" in printed and "old.zip" not in printed
+    assert "nothing new" not in printed and "already there" not in printed  # the state file is the baseline now
+    assert main([*watch[:-2], "--state", str(tmp_path / "other.json"), "--existing", "announce"]) == 0
+    assert capsys.readouterr().out.count("emitted") == 2  # asked to: everything already there
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_watcher_started_in_the_background_stops_on_ctrl_c_and_kill(tmp_path, signal_name):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # an empty folder: nothing is ever sent
+    # `command &` in a script: the shell starts it with SIGINT ignored
+    watcher = subprocess.Popen([sys.executable, "-m", "openimages_etl.cli", "watch", str(tmp_path), "--interval", "0.2",
+                                "--state", str(tmp_path / "state.json")], env=env, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        assert "watching" in watcher.stdout.readline() + watcher.stdout.readline()
+        time.sleep(0.5)
+        watcher.send_signal(getattr(signal, signal_name))
+        assert watcher.wait(20) == 130
+    finally:
+        watcher.kill()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from openimages_etl.cli import main
 from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
-from openimages_etl.errors import InvalidDataError
+from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.flows import export_open_images
 
 from .conftest import make_archive
@@ -139,3 +139,14 @@ def test_annotation_only_source_exports_annotations_and_sizes(cvat_dir, tmp_path
     members = _members(tmp_path / "ann.zip")
     assert not any(m.startswith("images/") for m in members)
     assert "annotations/images.meta" in members and sum(m.startswith("masks/") for m in members) == 9
+
+
+def test_the_log_says_where_and_a_deployment_run_refuses_a_relative_path(cvat_dir, tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    export_open_images(source="cvat", dest="out", name="ds")  # from a shell: relative to where the user is
+    assert f"Exporting {tmp_path / 'cvat'} to {tmp_path / 'out' / 'ds.zip'}" in caplog.text
+    monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "00000000-0000-0000-0000-00000000f0a1")  # as in a served run
+    with pytest.raises(UsageError, match=rf"dest 'ui-form-300k' is a relative path: .*\({tmp_path}\)\. "
+                                         rf"Give an absolute path \(such as {tmp_path / 'ui-form-300k'}\) or a URL"):
+        export_open_images(source=str(cvat_dir), dest="ui-form-300k")
+    assert not (tmp_path / "ui-form-300k").exists()

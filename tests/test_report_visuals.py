@@ -1,6 +1,7 @@
 """The run report's pictures: boxes, masks and rotations land on the right pixels; files, HTML, failed runs, inspect."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -160,8 +161,16 @@ def test_export_publishes_pictures_html_and_progress(cvat_dir, tmp_path, capsys)
     assert "<td>train</td>" in page
     progress, summary = _artifacts("openimages-ds-conversion", "openimages-ds-report")
     assert progress["type"] == "progress" and float(progress["data"]) == 100.0
-    # A local destination is no URL for a browser: the artifact names the pictures instead of showing them.
-    assert "`ds.report/contact-train.png`" in summary["data"] and "| train | 6 | 12 | 12 | 6 |" in summary["data"]
+    # The UI shows no picture from a path or a bucket: the artifact carries them, downscaled, as data: URLs.
+    shown = re.findall(r"!\[([^]]*)\]\(data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)\)", summary["data"])
+    assert [title for title, _ in shown] == [p["title"] for p in report["pictures"]["files"]]
+    for _, data in shown:
+        with Image.open(io.BytesIO(base64.b64decode(data))) as image:
+            assert 240 <= image.width <= 1000
+    assert len(summary["data"]) < 450_000 and "| train | 6 | 12 | 12 | 6 |" in summary["data"]
+    location = f"`{out / 'ds.zip'}` (copy this location"  # a path: to copy, not a link the browser refuses
+    assert location in summary["data"] and location in markdown
+    assert str(out / "ds.zip") in _artifacts("openimages-ds-zip")[0]["data"]
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -183,6 +192,8 @@ def test_failed_run_shows_failing_rows_and_thumbnails_of_the_failing_files(cvat_
     assert f"| `images/train/{broken_image.name}` |" in markdown
     page = (tmp_path / "ds.report.html").read_text()
     assert "First failing rows of each check" in page and mask.name in page
+    [summary] = _artifacts("openimages-ds-report")
+    assert "![Files that failed their checks](data:image/" in summary["data"] and mask.name in summary["data"]
 
 
 @pytest.mark.parametrize("layout, expected", [("cvat", "CVAT / Datumaro"), ("official", "Google's official release")])
