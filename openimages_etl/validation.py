@@ -19,7 +19,7 @@ from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
 from .storage import file_slug, member_path
-from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
+from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, NotUtf8, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
 HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one process
@@ -162,12 +162,12 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     } if table.kind in ("boxes", "labels", "masks") else {}
     if table.kind == "masks":
         references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
-    estimate = rows_estimate(table)
+    estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
     with CSV_PASSES:
         try:
-            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, keep)
+            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, not_utf8, keep)
         except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
-            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, keep)
+            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, not_utf8, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
@@ -180,15 +180,18 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
-def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], keep: int):
+def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], not_utf8: NotUtf8, keep: int):
     """Typed batches (or string ones with `cast`) through the model and the references; what `validate_table` keeps."""
     log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     for batch in batches:
         rows += batch.height
+        encoding = not_utf8.failures(batch, [c for c, dtype in batch.schema.items() if dtype == pl.String])
         frame, parse_failures = typed(batch, table.kind) if cast else (batch, pl.DataFrame(schema=FAILURE_SCHEMA))
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
         cross = [_missing(frame, column, index, check) for column, (index, check) in references.items() if column in frame.columns]
-        found = pl.concat([parse_failures, schema_failures, *cross]).with_columns(pl.lit(table.path).alias("file"))
+        # a cell whose bytes were not UTF-8 is reported as that alone, not also as each rule its mangled value breaks
+        others = pl.concat([parse_failures, schema_failures, *cross]).join(encoding, on=["row", "column"], how="anti", nulls_equal=True)
+        found = pl.concat([encoding, others]).with_columns(pl.lit(table.path).alias("file"))
         log.add(found)
         bad_lines = found.get_column("row").drop_nulls().unique()
         rejected.append(bad_lines)
