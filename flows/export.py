@@ -10,13 +10,12 @@
 """
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.futures import PrefectFutureList, wait
+from prefect.futures import PrefectFutureList
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, ImageSize, OnInvalid, images_per_task
@@ -32,9 +31,11 @@ from openimages_etl.storage import display_url, plain_file_name, refuse_credenti
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.outcomes import fails_cleanly
 from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
+from openimages_etl.tasks.workfolder import WorkFolder, work_folder
 from openimages_etl.validation import Keys, TableCheck
 
 
@@ -45,9 +46,9 @@ def index_source(source: str, storage_options: dict[str, Any], work: Path) -> tu
     return layout, index_dataset(layout, work)
 
 
-def validate_tables(layout: Layout, keys: Keys, work: Path, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
+def validate_tables(layout: Layout, keys: Keys, work: WorkFolder, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
     """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted."""
-    return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep))
+    return work.track(validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work.path), unmapped(keep)))
 
 
 def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
@@ -55,6 +56,7 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 
 
 @flow(name="validate-open-images")
+@fails_cleanly
 def validate_open_images(
     source: str,
     source_options: dict[str, Any] | None = None,
@@ -70,9 +72,9 @@ def validate_open_images(
         errors_per_check: Failing rows listed per file and check (all are counted).
     """
     refuse_credentials(source, source_options, "source")
-    with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys = index_source(source, storage_options(source_options, source_block), Path(tmp))
-        checks = validate_tables(layout, keys, Path(tmp), errors_per_check).result()
+    with work_folder() as work:
+        layout, keys = index_source(source, storage_options(source_options, source_block), work.path)
+        checks = validate_tables(layout, keys, work, errors_per_check).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
@@ -81,6 +83,7 @@ def validate_open_images(
 
 
 @flow(name="export-open-images")
+@fails_cleanly
 def export_open_images(
     source: str,
     dest: str,
@@ -122,13 +125,12 @@ def export_open_images(
                   "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
     logger = get_run_logger()
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
-    with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
+    with export_lock(dest, name) as waited, work_folder(work_dir) as work:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
         if run.get("previous"):
             return report_unchanged(run, name, dest)
-        work = Path(tmp)
-        out = work / "out"
-        layout, keys = index_source(source, source_options, work)
+        out = work.out
+        layout, keys = index_source(source, source_options, work.path)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
 
@@ -139,10 +141,10 @@ def export_open_images(
                 image_size=ImageSize(image_size).value, started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
-            return write_report(report, name, dest, dest_options, work, package, layout)
+            return write_report(report, name, dest, dest_options, work.path, package, layout)
 
-        def fail(pending: list) -> None:
-            wait(pending)  # tasks still writing to the work folder finish before it goes
+        def fail() -> None:
+            work.settle()  # batches still to come are not worth running now
             finish("failed", {}, [], {})
             raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
 
@@ -153,16 +155,16 @@ def export_open_images(
                    for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
         to_convert = images_to_convert(keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
-        converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                        unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels))
+        converting = work.track(convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
+                                        unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:
-            fail(converting)
+            fail()
         columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
 
         def partition():
-            return partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in checks], unmapped(out))
+            return work.track(partition_csv.map(checks, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in checks], unmapped(out)))
 
         # With --on-invalid drop, rows of images and masks that fail to convert are left out: partition after them.
         partitioning = partition() if on_invalid == OnInvalid.fail else None
@@ -170,12 +172,12 @@ def export_open_images(
                                     f"{artifact_key(name)}-conversion", f"Images of {name} converted")
         segmentations = [c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
-        masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
-                                  unmapped(layout), unmapped(keys), unmapped(out)).result()
+        masks = work.track(convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
+                                             unmapped(layout), unmapped(keys), unmapped(out))).result()
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])
         if media_failures.total and on_invalid == OnInvalid.fail:
-            fail(partitioning)
+            fail()
         parts = (partitioning or partition()).result()
         files, media = [file_rows(p) for p in parts], media_rows(keys, chosen, segmentations, images, masks)
         problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)
@@ -190,7 +192,7 @@ def export_open_images(
         outputs = {}
         for key, members in bundles.items():
             zip_name = name if key == "*" else f"{name}-{key}"
-            local = package_zip(zip_name, members, layout, keys, headers, out, work / "package")
+            local = package_zip(zip_name, members, layout, keys, headers, out, work.path / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
         report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])
