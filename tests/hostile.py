@@ -142,6 +142,31 @@ CSV_CASES = {
 }
 
 
+
+def edit_cells(data: bytes, cells: dict[tuple[int, str], bytes]) -> bytes:
+    """A CSV (header line, no quoted fields) with the cells at (line, column name) replaced by raw bytes."""
+    ending = b"\r\n" if b"\r\n" in data else b"\n"
+    lines = data.split(ending)
+    header = lines[0].decode().split(",")
+    for (line, column), value in cells.items():
+        fields = lines[line - 1].split(b",")
+        fields[header.index(column)] = value
+        lines[line - 1] = b",".join(fields)
+    return ending.join(lines)
+
+
+# name: (edit of the sample's 12-row train labels CSV, the cells reported as not UTF-8 (line, column))
+NOT_UTF8_CASES = {
+    "latin1-in-text": (lambda d: edit_cells(d, {(3, "Source"): b"verifi\xe9d"}), {(3, "Source")}),
+    "in-a-number": (lambda d: edit_cells(d, {(4, "Confidence"): b"1\xa0"}), {(4, "Confidence")}),
+    "two-cells-of-a-row": (lambda d: edit_cells(d, {(3, "ImageID"): b"5187f5e7ece1412\xff", (3, "LabelName"): b"/m/\xc0\xaf"}),
+                           {(3, "ImageID"), (3, "LabelName")}),
+    # U+FFFD written as such is text like any other: only a file's bytes that are not UTF-8 fail
+    "own-replacement-character": (lambda d: edit_cells(d, {(3, "Source"): "verifi\ufffd".encode()}), set()),
+    "both-kinds": (lambda d: edit_cells(d, {(3, "Source"): "\ufffd".encode(), (5, "Source"): b"x\xc3"}), {(5, "Source")}),
+    "cut-off-by-the-end": (lambda d: edit_cells(d, {(13, "Confidence"): b"1\xe2\x82"}).rstrip(b"\r\n"), {(13, "Confidence")}),
+}
+
 # --- images: name -> (bytes builder, target_pixels, expected "ok"/(height, width) or "error") --
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:
     out = io.BytesIO()
