@@ -155,8 +155,8 @@ def export_open_images(
                    for o in range(0, keys.images_per_subset.get(s, 0), size)] if keys.has_image_files else []
         to_convert = images_to_convert(keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
-        converting = work.track(convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                        unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)))
+        converting = work.track(convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches],
+                                                   unmapped(layout), unmapped(keys), unmapped(out), unmapped(ImageSize(image_size).target_pixels)))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:

@@ -2,8 +2,9 @@
 
 Reading uses polars' streaming engine (both cores) on a local file (`CsvFile.local`). Typed batches come
 from an optimistic pass that parses numbers while reading; when a value does not parse, the file is read
-again as strings and cast column by column, so that each such value is reported with its line. Bytes that
-are not UTF-8 are read as U+FFFD and reported as their cell's failure (`NotUtf8`): one bad byte is one bad row.
+again as strings and cast column by column, so that each such value is reported with its line. A byte that
+is not UTF-8 also stops the optimistic pass; the exact one reads it as U+FFFD and reports it as its cell's
+failure (`NotUtf8`): one bad byte is one bad row.
 """
 from __future__ import annotations
 
@@ -54,13 +55,15 @@ RAW_CHUNK = 16 << 20
 
 
 class UnparsedValue(Exception):
-    """The optimistic typed read met a value that is not a number: read the file again as strings."""
+    """The optimistic typed read met a value that is not a number, or bytes that are not UTF-8: read the file again as strings."""
 
 
-def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
-    """The CSV as a lazy frame of strings (or of `dtypes` where given), with its `__line` column."""
+def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None, strict_utf8: bool = False) -> pl.LazyFrame:
+    """The CSV as a lazy frame of strings (or of `dtypes` where given), with its `__line` column. Bytes that are not
+    UTF-8 read as U+FFFD, or fail the read with `strict_utf8`."""
     schema = {c: (dtypes or {}).get(c, pl.String) for c in table.columns}
-    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False, encoding="utf8-lossy").with_row_index(
+    encoding = "utf8" if strict_utf8 else "utf8-lossy"
+    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False, encoding=encoding).with_row_index(
         LINE, offset=2 if table.header else 1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
@@ -93,11 +96,12 @@ def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
 
 
 def typed_batches(table: CsvFile, kind: str) -> Iterator[pl.DataFrame]:
-    """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one."""
+    """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one, or on bytes that
+    are not UTF-8 (strict here, so that valid files pay nothing for finding them)."""
     model = SCHEMAS[kind].to_schema().columns
     numbers = {name: column.dtype.type for name, column in model.items() if name in table.columns and column.dtype.type != pl.String}
     nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
-    lazy = scan(table, numbers).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
+    lazy = scan(table, numbers, strict_utf8=True).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
     try:
         yield from lazy.collect_batches(chunk_size=batch_rows(table))
     except pl.exceptions.PolarsError as exc:
@@ -198,32 +202,29 @@ def check_batch(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
 
 class NotUtf8:
     """Finds the cells of a CSV whose bytes were not UTF-8: in its lossy read they hold U+FFFD, as do cells where the
-    file itself has U+FFFD (valid text). Nothing but a search for U+FFFD runs until a batch holds one; then one pass
-    over the raw bytes decides for the whole file, and only a file with both kinds is read record by record."""
+    file itself has U+FFFD (valid text). One pass over the raw bytes decides for the whole file, at its first batch:
+    a valid file needs no search; in one with bytes that are not UTF-8, each U+FFFD is one, unless the file also
+    has U+FFFD of its own, and only then is it read record by record. (Valid files seldom get here: see
+    `typed_batches`.)"""
 
     def __init__(self, table: CsvFile):
         self.table = table
-        self._verdict: bool | pl.DataFrame | None = None  # True: every U+FFFD was a bad byte; False: none; else the cells
+        self._verdict: bool | pl.DataFrame | None = None  # False: valid; True: every U+FFFD was a bad byte; else the cells
 
     def failures(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """`row, column, check, value` for each cell of `frame`'s string `columns` that held bytes that are not UTF-8."""
-        found = [frame.lazy().filter(pl.col(c).str.contains(REPLACED, literal=True)).select(
-            pl.col(LINE).alias("row"), pl.lit(c).alias("column"), pl.lit(NOT_UTF8_CHECK).alias("check"),
-            pl.col(c).str.slice(0, 200).alias("value")) for c in columns]
-        cells = pl.concat(pl.collect_all(found)) if found else pl.DataFrame(schema=FAILURE_SCHEMA)
-        if cells.is_empty():
-            return cells
         if self._verdict is None:
             self._verdict = self._decide()
-        if isinstance(self._verdict, bool):
-            return cells if self._verdict else cells.clear()
-        return cells.join(self._verdict, on=["row", "column"], how="semi")
+        if self._verdict is False or not columns:
+            return pl.DataFrame(schema=FAILURE_SCHEMA)
+        cells = pl.concat(pl.collect_all([frame.lazy().filter(pl.col(c).str.contains(REPLACED, literal=True)).select(
+            pl.col(LINE).alias("row"), pl.lit(c).alias("column"), pl.lit(NOT_UTF8_CHECK).alias("check"),
+            pl.col(c).str.slice(0, 200).alias("value")) for c in columns]))
+        return cells if self._verdict is True else cells.join(self._verdict, on=["row", "column"], how="semi")
 
     def _decide(self) -> bool | pl.DataFrame:
         invalid, written = _raw_text(self.table.local)
-        if not (invalid and written):
-            return invalid
-        return _cells_not_utf8(self.table)
+        return _cells_not_utf8(self.table) if invalid and written else invalid
 
 
 def _raw_text(path: str) -> tuple[bool, bool]:

@@ -162,12 +162,12 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     } if table.kind in ("boxes", "labels", "masks") else {}
     if table.kind == "masks":
         references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
-    estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
+    estimate = rows_estimate(table)
     with CSV_PASSES:
         try:
-            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, not_utf8, keep)
-        except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
-            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, not_utf8, keep)
+            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), None, table, references, keep)
+        except UnparsedValue:  # a value is not a number, or not UTF-8: the exact path reports each one with its line
+            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), NotUtf8(table), table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
@@ -180,13 +180,16 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
 
 
-def _check_batches(batches, cast: bool, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], not_utf8: NotUtf8, keep: int):
-    """Typed batches (or string ones with `cast`) through the model and the references; what `validate_table` keeps."""
+def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], keep: int):
+    """Typed batches (or string ones, cast here and searched for bytes that are not UTF-8 with `not_utf8`) through the
+    model and the references; what `validate_table` keeps."""
     log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     for batch in batches:
         rows += batch.height
-        encoding = not_utf8.failures(batch, [c for c, dtype in batch.schema.items() if dtype == pl.String])
-        frame, parse_failures = typed(batch, table.kind) if cast else (batch, pl.DataFrame(schema=FAILURE_SCHEMA))
+        frame, encoding, parse_failures = batch, pl.DataFrame(schema=FAILURE_SCHEMA), pl.DataFrame(schema=FAILURE_SCHEMA)
+        if not_utf8 is not None:
+            encoding = not_utf8.failures(batch, [c for c in batch.columns if c != LINE])
+            frame, parse_failures = typed(batch, table.kind)
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
         cross = [_missing(frame, column, index, check) for column, (index, check) in references.items() if column in frame.columns]
         # a cell whose bytes were not UTF-8 is reported as that alone, not also as each rule its mangled value breaks
