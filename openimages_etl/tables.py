@@ -211,6 +211,11 @@ class NotUtf8:
         self.table = table
         self._verdict: bool | pl.DataFrame | None = None  # False: valid; True: every U+FFFD was a bad byte; else the cells
 
+    @property
+    def found(self) -> bool:
+        """Whether the file has bytes that are not UTF-8, as far as `failures` has had to find out."""
+        return self._verdict is not None and self._verdict is not False
+
     def failures(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
         """`row, column, check, value` for each cell of `frame`'s string `columns` that held bytes that are not UTF-8."""
         if self._verdict is None:

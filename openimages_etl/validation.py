@@ -45,6 +45,7 @@ class TableCheck:
     failures: FailureSummary
     rejected_lines: str  # parquet: __line
     mask_jobs: str | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, __line (valid rows)
+    utf8: bool = True  # no byte that is not UTF-8: later passes may read strictly, which is faster
 
 
 def build_keys(layout: Layout, work_dir: Path) -> Keys:
@@ -162,12 +163,12 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     } if table.kind in ("boxes", "labels", "masks") else {}
     if table.kind == "masks":
         references[Segmentation.mask_path] = (KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present")
-    estimate = rows_estimate(table)
+    estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
     with CSV_PASSES:
         try:
             rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), None, table, references, keep)
         except UnparsedValue:  # a value is not a number, or not UTF-8: the exact path reports each one with its line
-            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), NotUtf8(table), table, references, keep)
+            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), not_utf8, table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
@@ -177,7 +178,7 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     if table.kind == "masks":
         jobs_path = str(out / f"{stem}.maskjobs.parquet")
         (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
-    return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
+    return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path, utf8=not not_utf8.found)
 
 
 def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references: dict[str, tuple["KeyIndex", str]], keep: int):
