@@ -11,13 +11,12 @@
 """
 from __future__ import annotations
 
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, unmapped
-from prefect.futures import PrefectFutureList, wait
+from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
@@ -36,10 +35,12 @@ from openimages_etl.storage import absolute_location, display_url, join_url, pla
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.outcomes import fails_cleanly
 from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.select import select_images
 from openimages_etl.tasks.publish import claim_destination, package_zip, report_unchanged, upload, write_report
 from openimages_etl.tasks.validate import index_dataset, validate_csv
+from openimages_etl.tasks.workfolder import WorkFolder, work_folder
 from openimages_etl.validation import Keys, TableCheck
 
 
@@ -50,9 +51,9 @@ def index_source(source: str, storage_options: dict[str, Any], work: Path) -> tu
     return layout, index_dataset(layout, work)
 
 
-def validate_tables(layout: Layout, keys: Keys, work: Path, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
+def validate_tables(layout: Layout, keys: Keys, work: WorkFolder, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
     """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted."""
-    return validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work), unmapped(keep))
+    return work.track(validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work.path), unmapped(keep)))
 
 
 def locations(**urls: str) -> dict[str, str]:
@@ -67,6 +68,7 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 
 
 @flow(name="validate-open-images")
+@fails_cleanly
 def validate_open_images(
     source: str,
     source_options: dict[str, Any] | None = None,
@@ -83,9 +85,9 @@ def validate_open_images(
     """
     refuse_credentials(source, source_options, "source")
     get_run_logger().info("Validating %s", locations(source=source)["source"])
-    with tempfile.TemporaryDirectory(prefix="openimages-etl-") as tmp:
-        layout, keys = index_source(source, storage_options(source_options, source_block), Path(tmp))
-        checks = validate_tables(layout, keys, Path(tmp), errors_per_check).result()
+    with work_folder() as work:
+        layout, keys = index_source(source, storage_options(source_options, source_block), work.path)
+        checks = validate_tables(layout, keys, work, errors_per_check).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
@@ -94,6 +96,7 @@ def validate_open_images(
 
 
 @flow(name="export-open-images")
+@fails_cleanly
 def export_open_images(
     source: str,
     dest: str,
@@ -167,16 +170,15 @@ def export_open_images(
     logger = get_run_logger()
     logger.info("Exporting %s to %s", at["source"], join_url(at["dest"], f"{name}.zip"))
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
-    with export_lock(dest, name) as waited, tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=work_dir) as tmp:
+    with export_lock(dest, name) as waited, work_folder(work_dir) as work:
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
         if run.get("previous"):
             return report_unchanged(run, name, dest, dest_options)
-        work = Path(tmp)
-        out = work / "out"
-        layout, keys = index_source(source, source_options, work)
+        out = work.out
+        layout, keys = index_source(source, source_options, work.path)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
-        selection = select_images(layout, keys, spec, chosen, work) if spec.active else None  # before anything is read for the export
+        selection = select_images(layout, keys, spec, chosen, work.path) if spec.active else None  # before anything is read for the export
         media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
         selected = selection_summary(selection) if selection else None
 
@@ -188,10 +190,10 @@ def export_open_images(
                 started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run, selection=selected,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
-            return write_report(report, name, dest, dest_options, work, package, layout)
+            return write_report(report, name, dest, dest_options, work.path, package, layout)
 
-        def fail(pending: list) -> None:
-            wait(pending)  # tasks still writing to the work folder finish before it goes
+        def fail() -> None:
+            work.settle()  # batches still to come are not worth running now
             finish("failed", {}, [], {})
             raise InvalidDataError(f"{display_url(source)}: {failures.total} failures, nothing published", failures.samples, failures.total)
 
@@ -200,17 +202,17 @@ def export_open_images(
         batches = image_batches(layout, media_keys, chosen, target_pixels) if keys.has_image_files else []
         to_convert = images_to_convert(media_keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
-        converting = convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                        unmapped(media_keys), unmapped(out), unmapped(target_pixels), unmapped(ResizeMethod(resize_method)))
+        converting = work.track(convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
+                                                   unmapped(media_keys), unmapped(out), unmapped(target_pixels), unmapped(ResizeMethod(resize_method))))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:
-            fail(converting)
+            fail()
         columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
 
         def partition(tables: list[TableCheck], classes: list[str] | None = None):
-            return partition_csv.map(tables, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in tables],
-                                     unmapped(out), unmapped(selection), unmapped(classes))
+            return work.track(partition_csv.map(tables, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in tables],
+                                                unmapped(out), unmapped(selection), unmapped(classes)))
 
         # A selection keeps the classes that the kept rows use: the class list is partitioned after the others.
         first = [c for c in checks if not (selection and c.table.kind == "classes")]
@@ -219,14 +221,14 @@ def export_open_images(
         partitioning = partition(first) if on_invalid == OnInvalid.fail else None
         images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, to_convert,
                                     f"{artifact_key(name)}-conversion", f"Images of {name} converted")
-        segmentations = [matching_masks(c, selection, work) if selection else c for c in checks if c.table.kind == "masks"]
+        segmentations = [matching_masks(c, selection, work.path) if selection else c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
-        masks = convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
-                                  unmapped(layout), unmapped(media_keys), unmapped(out)).result()
+        masks = work.track(convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
+                                             unmapped(layout), unmapped(media_keys), unmapped(out))).result()
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])
         if media_failures.total and on_invalid == OnInvalid.fail:
-            fail(partitioning)
+            fail()
         parts = (partitioning or partition(first)).result()
         if selection:
             used = prune_hierarchy(layout, kept_classes(selection, parts), out)
@@ -244,11 +246,11 @@ def export_open_images(
         bundles["*"] = chosen
         outputs = {}
         if selection and selection.images:  # the list that reproduces this export (--image-ids), beside the zip
-            listed = write_image_ids(selection, work / "package" / f"{name}.image-ids.csv")
+            listed = write_image_ids(selection, work.path / "package" / f"{name}.image-ids.csv")
             selected["image_ids"] = {**listed, "url": display_url(upload(Path(listed["path"]), dest, dest_options))}
         for key, members in bundles.items():
             zip_name = name if key == "*" else f"{name}-{key}"
-            local = package_zip(zip_name, members, layout, media_keys, headers, out, work / "package")
+            local = package_zip(zip_name, members, layout, media_keys, headers, out, work.path / "package")
             outputs[key] = display_url(upload(local, dest, dest_options))
         report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])

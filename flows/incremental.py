@@ -25,6 +25,7 @@ from openimages_etl.objects import ARCHIVE_PATTERNS
 from openimages_etl.storage import display_url, refuse_credentials
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.ledger import find_new_archives, record_outcome
+from openimages_etl.tasks.outcomes import fails_cleanly
 
 from .export import export_open_images, locations
 
@@ -32,6 +33,7 @@ OUTCOMES = ("published", "unchanged", "rejected", "failed")
 
 
 @flow(name="export-new-archives")
+@fails_cleanly
 def export_new_archives(
     source: str,
     dest: str,

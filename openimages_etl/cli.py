@@ -1,4 +1,4 @@
-"""`openimages-etl`: run the flows from a shell. Exit codes: 0 ok, 1 invalid data, 2 usage or unreadable source, 3 publish failed."""
+"""`openimages-etl`: run the flows from a shell. Exit codes: 0 ok, 1 invalid data, 2 usage or unreadable source, 3 publish failed, 4 a bug."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .config import BoxFlag, ImageSize, OnInvalid, ResizeMethod
+from .config import LOCAL_SERVER_STARTUP_S, BoxFlag, ImageSize, OnInvalid, ResizeMethod
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
 from .progress import terminal_progress
@@ -27,13 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(LOCAL_SERVER_STARTUP_S))
     try:
         return args.run(args)
     except KeyboardInterrupt:  # how the long-running commands (serve, watch, relay) are stopped
         return 130
     except OpenImagesETLError as exc:
-        _print_error(exc)
+        _print_error(exc, args.verbose)
         return exc.exit_code
+    except Exception as exc:  # a bug (or Prefect failing): its traceback is what helps
+        traceback.print_exception(exc)
+        print(f"openimages-etl: internal error ({type(exc).__name__}); please report it with the traceback above", file=sys.stderr)
+        return EXIT_BUG
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +86,9 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
     _add_selection(inspect)
     inspect.set_defaults(run=_inspect)
+    for command in commands.choices.values():
+        command.add_argument("-v", "--verbose", action="store_true",
+                             help="print an error's traceback too (bugs always print theirs)")
     return parser
 
 
@@ -181,12 +189,8 @@ def _run_flow(flow, dask: str | None = None, **parameters) -> Any:
     with terminal_progress(_prefect_console()):
         state = flow(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
-    if isinstance(result, OpenImagesETLError):
-        raise result
     if isinstance(result, BaseException):
-        traceback.print_exception(result)
-        print(f"openimages-etl: internal error ({type(result).__name__}); please report it with the traceback above", file=sys.stderr)
-        raise SystemExit(EXIT_BUG)
+        raise result
     return result
 
 
@@ -347,7 +351,9 @@ def _print_summary(report: dict[str, Any]) -> None:
     print(f"report: {stem}.report.md, {stem}.report.html  ({report['duration_s']} s)")
 
 
-def _print_error(exc: OpenImagesETLError) -> None:
+def _print_error(exc: OpenImagesETLError, verbose: bool) -> None:
+    if verbose or not exc.expected:
+        traceback.print_exception(exc)
     print(f"openimages-etl: {exc}", file=sys.stderr)
     if isinstance(exc, InvalidDataError):
         for failure in exc.failures:

@@ -70,6 +70,11 @@ def images_per_task(count: int, originals: bool = False, bytes_per_image: float 
         most = max(1, min(most, int(RESIZE_BYTES_PER_TASK // bytes_per_image)))
         least = max(1, int(MIN_RESIZE_BYTES_PER_TASK // bytes_per_image))
     return max(least, min(most, -(-count // TASKS_WANTED)))
+
+# Seconds a local-mode run (no PREFECT_API_URL) waits for its temporary Prefect server to answer; past them the
+# run dies before it starts. Prefect's default, 20 s, ran out on a 2-core machine at load 6; a first start (a new
+# database) took 42 s at load 11, and 120 s ran out at load 17 with two busy loops beside it.
+LOCAL_SERVER_STARTUP_S = 300
 # Failures kept per (file, check) in reports; the totals are always exact.
 FAILURES_KEPT_PER_CHECK = 20
 

@@ -29,6 +29,9 @@ from .validation import Keys, TableCheck
 # waits for its turn before it reads anything (125 batches reading their slice at once took 3 GB).
 PYTHON_BOUND = threading.Semaphore(1)
 NATIVE_BOUND = threading.Semaphore(os.cpu_count() or 1)
+# A file in the output folder: the run is ending early, so batches that have not had their turn yet skip it
+# (a file, not an event, so that batches on other Dask workers see it too).
+STOP_MARK = ".stop"
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,23 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
 
 
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
-                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult:
-    """One batch of a subset's images into a shard, once it has its turn: a batch waiting holds nothing."""
+                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult | None:
+    """One batch of a subset's images into a shard, once it has its turn: a batch waiting holds nothing.
+    None when the run stopped before that turn came."""
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
+        if stopped(out_dir):
+            return None
         return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, method)
+
+
+def stop_batches(out_dir: Path) -> None:
+    """Batches writing into `out_dir` that have not started yet will not start (see STOP_MARK)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STOP_MARK).touch()
+
+
+def stopped(out_dir: Path) -> bool:
+    return (out_dir / STOP_MARK).exists()
 
 
 def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
@@ -133,9 +149,11 @@ def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
     return pl.scan_parquet(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
 
 
-def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult:
-    """One batch of a segmentation CSV's masks into a shard, once it has its turn."""
+def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult | None:
+    """One batch of a segmentation CSV's masks into a shard, once it has its turn; None when the run stopped before."""
     with NATIVE_BOUND:
+        if stopped(out_dir):
+            return None
         return _convert_mask_batch(layout, keys, check, offset, limit, out_dir)
 
 

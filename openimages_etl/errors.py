@@ -34,6 +34,7 @@ class OpenImagesETLError(Exception):
 
     exit_code = 2
     retryable = False  # True when the cause is transient (network, throttling): the task may try again
+    expected = True  # a fault of the input, the command or the storage, which the message explains: no traceback
 
 
 class UsageError(OpenImagesETLError):
@@ -77,6 +78,7 @@ class AccountingError(OpenImagesETLError):
     """Rows or media went missing between reading and publishing: a bug, so nothing is published."""
 
     exit_code = 4
+    expected = False
 
 
 def storage_error(kind: type[OpenImagesETLError], message: str, cause: BaseException) -> OpenImagesETLError:

@@ -116,7 +116,7 @@ def _selected(routed: pl.LazyFrame, kind: str, selection: Selection | None, clas
 def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:
     """Every row of the CSV as strings with its `subset` (its image's, from the image lists) and `rejected` flag."""
     table = check.table
-    frame = scan(table)
+    frame = scan(table, strict_utf8=check.utf8)
     rejected = pl.col(LINE).is_in(rejected_lines(check, out_dir).implode())
     if ImageList.image_id in table.columns:
         rejected |= pl.col(ImageList.image_id).is_in(rejected_images(out_dir).implode())

@@ -2,10 +2,13 @@
 
 Reading uses polars' streaming engine (both cores) on a local file (`CsvFile.local`). Typed batches come
 from an optimistic pass that parses numbers while reading; when a value does not parse, the file is read
-again as strings and cast column by column, so that each such value is reported with its line.
+again as strings and cast column by column, so that each such value is reported with its line. A byte that
+is not UTF-8 also stops the optimistic pass; the exact one reads it as U+FFFD and reports it as its cell's
+failure (`NotUtf8`): one bad byte is one bad row.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -46,16 +49,21 @@ CSV_PASSES = threading.Semaphore(1)
 LINE = "__line"  # 1-based line number in the file, carried with every batch
 MAX_FIELD_BYTES = 1 << 17  # no Open Images field comes near: larger is a broken quote or a hostile file
 NOT_UTF8 = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8, as surrogateescape decodes them
+REPLACED = "\ufffd"  # what reading with "utf8-lossy" puts in place of each byte that is not UTF-8
+NOT_UTF8_CHECK = "is UTF-8 text"
+RAW_CHUNK = 16 << 20
 
 
 class UnparsedValue(Exception):
-    """The optimistic typed read met a value that is not a number: read the file again as strings."""
+    """The optimistic typed read met a value that is not a number, or bytes that are not UTF-8: read the file again as strings."""
 
 
-def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None) -> pl.LazyFrame:
-    """The CSV as a lazy frame of strings (or of `dtypes` where given), with its `__line` column."""
+def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None, strict_utf8: bool = False) -> pl.LazyFrame:
+    """The CSV as a lazy frame of strings (or of `dtypes` where given), with its `__line` column. Bytes that are not
+    UTF-8 read as U+FFFD, or fail the read with `strict_utf8`."""
     schema = {c: (dtypes or {}).get(c, pl.String) for c in table.columns}
-    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False).with_row_index(
+    encoding = "utf8" if strict_utf8 else "utf8-lossy"
+    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False, encoding=encoding).with_row_index(
         LINE, offset=2 if table.header else 1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
@@ -88,11 +96,12 @@ def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
 
 
 def typed_batches(table: CsvFile, kind: str) -> Iterator[pl.DataFrame]:
-    """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one."""
+    """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one, or on bytes that
+    are not UTF-8 (strict here, so that valid files pay nothing for finding them)."""
     model = SCHEMAS[kind].to_schema().columns
     numbers = {name: column.dtype.type for name, column in model.items() if name in table.columns and column.dtype.type != pl.String}
     nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
-    lazy = scan(table, numbers).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
+    lazy = scan(table, numbers, strict_utf8=True).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
     try:
         yield from lazy.collect_batches(chunk_size=batch_rows(table))
     except pl.exceptions.PolarsError as exc:
@@ -125,8 +134,6 @@ def locate_problem(path: str, width: int, max_field: int = MAX_FIELD_BYTES) -> t
         row = 0
         try:
             for row, fields in enumerate(records, start=1):
-                if any(NOT_UTF8.search(field) for field in fields):
-                    return row, "not UTF-8 text"
                 if len(fields) != width:
                     return row, f"has {len(fields)} fields, expected {width}"
                 if max(map(len, fields), default=0) >= max_field:
@@ -191,3 +198,67 @@ def check_batch(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
             pl.col("failure_case").cast(pl.String).str.slice(0, 200).alias("value"),
         )
     return pl.DataFrame(schema=FAILURE_SCHEMA)
+
+
+class NotUtf8:
+    """Finds the cells of a CSV whose bytes were not UTF-8: in its lossy read they hold U+FFFD, as do cells where the
+    file itself has U+FFFD (valid text). One pass over the raw bytes decides for the whole file, at its first batch:
+    a valid file needs no search; in one with bytes that are not UTF-8, each U+FFFD is one, unless the file also
+    has U+FFFD of its own, and only then is it read record by record. (Valid files seldom get here: see
+    `typed_batches`.)"""
+
+    def __init__(self, table: CsvFile):
+        self.table = table
+        self._verdict: bool | pl.DataFrame | None = None  # False: valid; True: every U+FFFD was a bad byte; else the cells
+
+    @property
+    def found(self) -> bool:
+        """Whether the file has bytes that are not UTF-8, as far as `failures` has had to find out."""
+        return self._verdict is not None and self._verdict is not False
+
+    def failures(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+        """`row, column, check, value` for each cell of `frame`'s string `columns` that held bytes that are not UTF-8."""
+        if self._verdict is None:
+            self._verdict = self._decide()
+        if self._verdict is False or not columns:
+            return pl.DataFrame(schema=FAILURE_SCHEMA)
+        cells = pl.concat(pl.collect_all([frame.lazy().filter(pl.col(c).str.contains(REPLACED, literal=True)).select(
+            pl.col(LINE).alias("row"), pl.lit(c).alias("column"), pl.lit(NOT_UTF8_CHECK).alias("check"),
+            pl.col(c).str.slice(0, 200).alias("value")) for c in columns]))
+        return cells if self._verdict is True else cells.join(self._verdict, on=["row", "column"], how="semi")
+
+    def _decide(self) -> bool | pl.DataFrame:
+        invalid, written = _raw_text(self.table.local)
+        return _cells_not_utf8(self.table) if invalid and written else invalid
+
+
+def _raw_text(path: str) -> tuple[bool, bool]:
+    """Whether the file has bytes that are not UTF-8, and whether it has U+FFFD of its own: one pass over its bytes."""
+    decoder, encoded = codecs.getincrementaldecoder("utf-8")(), REPLACED.encode()
+    invalid = written = False
+    tail = b""
+    with open(path, "rb") as raw:
+        while not (invalid and written):
+            chunk = raw.read(RAW_CHUNK)
+            written = written or encoded in tail + chunk
+            tail = chunk[-2:]
+            if not invalid:
+                try:
+                    decoder.decode(chunk, final=not chunk)  # at the end: a sequence the file cut off
+                except UnicodeDecodeError:
+                    invalid = True
+            if not chunk:
+                break
+    return invalid, written
+
+
+def _cells_not_utf8(table: CsvFile) -> pl.DataFrame:
+    """`row, column` of every cell with bytes that are not UTF-8, record by record (slow: only for files that also
+    hold U+FFFD of their own, where the lossy read cannot tell the two apart)."""
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
+    cells = []
+    with open(table.local, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        for row, fields in enumerate(csv.reader(text), start=1):  # the header, when there is one, is line 1
+            cells.extend((row, table.columns[i]) for i, field in enumerate(fields[:len(table.columns)]) if NOT_UTF8.search(field))
+    return pl.DataFrame(cells, schema={"row": pl.Int64, "column": pl.String}, orient="row")

@@ -19,7 +19,7 @@ from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
 from .storage import file_slug, member_path
-from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
+from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, NotUtf8, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
 FILE_OR_SIZE = "image file present, or its size in images.meta"
@@ -46,6 +46,7 @@ class TableCheck:
     failures: FailureSummary
     rejected_lines: str  # parquet: __line
     mask_jobs: str | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
+    utf8: bool = True  # no byte that is not UTF-8: later passes may read strictly, which is faster
 
 
 def build_keys(layout: Layout, work_dir: Path) -> Keys:
@@ -175,12 +176,12 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
         references.append((Box.image_id, KeyIndex(_unsized(keys)), FILE_OR_SIZE, False))
     if table.kind == "masks":
         references.append((Segmentation.mask_path, KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present", True))
-    estimate = rows_estimate(table)
+    estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
     with CSV_PASSES:
         try:
-            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), False, table, references, keep)
-        except UnparsedValue:  # some value is not a number: the exact path reports each one with its line
-            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), True, table, references, keep)
+            rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), None, table, references, keep)
+        except UnparsedValue:  # a value is not a number, or not UTF-8: the exact path reports each one with its line
+            rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), not_utf8, table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
     stem = file_slug(table.path)
@@ -191,18 +192,24 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
         jobs_path = str(out / f"{stem}.maskjobs.parquet")
         (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String,
                                                           Segmentation.label_name: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
-    return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path)
+    return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path, utf8=not not_utf8.found)
 
 
-def _check_batches(batches, cast: bool, table: CsvFile, references: list[tuple[str, "KeyIndex", str, bool]], keep: int):
-    """Typed batches (or string ones with `cast`) through the model and the references; what `validate_table` keeps."""
+def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references: list[tuple[str, "KeyIndex", str, bool]], keep: int):
+    """Typed batches (or string ones, cast here and searched for bytes that are not UTF-8 with `not_utf8`) through the
+    model and the references; what `validate_table` keeps."""
     log, rejected, jobs, rows = FailureLog(keep), [], [], 0
     for batch in batches:
         rows += batch.height
-        frame, parse_failures = typed(batch, table.kind) if cast else (batch, pl.DataFrame(schema=FAILURE_SCHEMA))
+        frame, encoding, parse_failures = batch, pl.DataFrame(schema=FAILURE_SCHEMA), pl.DataFrame(schema=FAILURE_SCHEMA)
+        if not_utf8 is not None:
+            encoding = not_utf8.failures(batch, [c for c in batch.columns if c != LINE])
+            frame, parse_failures = typed(batch, table.kind)
         schema_failures = check_batch(frame, table.kind).join(parse_failures, on=["row", "column"], how="anti", nulls_equal=True)
         cross = [_unmatched(frame, *reference) for reference in references if reference[0] in frame.columns]
-        found = pl.concat([parse_failures, schema_failures, *cross]).with_columns(pl.lit(table.path).alias("file"))
+        # a cell whose bytes were not UTF-8 is reported as that alone, not also as each rule its mangled value breaks
+        others = pl.concat([parse_failures, schema_failures, *cross]).join(encoding, on=["row", "column"], how="anti", nulls_equal=True)
+        found = pl.concat([encoding, others]).with_columns(pl.lit(table.path).alias("file"))
         log.add(found)
         bad_lines = found.get_column("row").drop_nulls().unique()
         rejected.append(bad_lines)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.states import Cancelled, State
 
 from openimages_etl.config import ResizeMethod
 from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
@@ -15,11 +16,18 @@ from openimages_etl.validation import Keys, TableCheck
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
+def _not_started() -> State:
+    """A batch's end when the run stopped before its turn (a new state each time: the engine fills it in)."""
+    return Cancelled(message="the run stopped before this batch had its turn")
+
+
 @task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path,
-                   target_pixels: int | None, resize_method: ResizeMethod = ResizeMethod.fast) -> BatchResult:
+                   target_pixels: int | None, resize_method: ResizeMethod = ResizeMethod.fast) -> BatchResult | State:
     result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, resize_method)
+    if result is None:
+        return _not_started()
     get_run_logger().info("%s images %d-%d: %d converted, %.1f MB, %d failed", subset, offset, offset + limit,
                           result.converted, result.bytes_written / 1e6, result.failures.total)
     return result
@@ -27,8 +35,10 @@ def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: K
 
 @task(name="convert-masks", task_run_name="masks-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path) -> BatchResult:
+def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path) -> BatchResult | State:
     result = convert_mask_batch(layout, keys, check, offset, limit, out_dir)
+    if result is None:
+        return _not_started()
     get_run_logger().info("%s masks %d-%d: %d converted, %d failed", check.table.path, offset, offset + limit,
                           result.converted, result.failures.total)
     return result

@@ -128,7 +128,8 @@ CSV_CASES = {
     "bom-and-crlf": (b"\xef\xbb\xbf" + LABELS_HEADER.replace(b"\n", b"\r\n") + b"a1,x,/m/1,1\r\na2,x,/m/1,0\r\n", 2),
     "quoted-newline": (LABELS_HEADER + b'a1,"multi\nline",/m/1,1\na2,x,/m/1,1\n', 2),
     "header-only": (LABELS_HEADER, 0),
-    "not-utf8": (LABELS_HEADER + b"a1,x,/m/1,1\na2,\xff\xfe,/m/1,1\n", ("unreadable", 3)),
+    # bytes that are not UTF-8 read as U+FFFD: validation reports that row's cell (NOT_UTF8_CASES), the rest reads
+    "not-utf8": (LABELS_HEADER + b"a1,x,/m/1,1\na2,\xff\xfe,/m/1,1\n", 2),
     # a short row reads with nulls for its missing fields, which the schema checks report with their row
     "too-few-fields": (LABELS_HEADER + b"a1,x,/m/1,1\na2,x,/m/1,1\na3,x\n", 3),
     "too-many-fields": (LABELS_HEADER + b"a1,x,/m/1,1,extra\n", ("unreadable", 2)),
@@ -140,6 +141,31 @@ CSV_CASES = {
     "missing-column": (b"ImageID,Source,LabelName\na1,x,/m/1\n", ("unreadable", 1)),
 }
 
+
+
+def edit_cells(data: bytes, cells: dict[tuple[int, str], bytes]) -> bytes:
+    """A CSV (header line, no quoted fields) with the cells at (line, column name) replaced by raw bytes."""
+    ending = b"\r\n" if b"\r\n" in data else b"\n"
+    lines = data.split(ending)
+    header = lines[0].decode().split(",")
+    for (line, column), value in cells.items():
+        fields = lines[line - 1].split(b",")
+        fields[header.index(column)] = value
+        lines[line - 1] = b",".join(fields)
+    return ending.join(lines)
+
+
+# name: (edit of the sample's 12-row train labels CSV, the cells reported as not UTF-8 (line, column))
+NOT_UTF8_CASES = {
+    "latin1-in-text": (lambda d: edit_cells(d, {(3, "Source"): b"verifi\xe9d"}), {(3, "Source")}),
+    "in-a-number": (lambda d: edit_cells(d, {(4, "Confidence"): b"1\xa0"}), {(4, "Confidence")}),
+    "two-cells-of-a-row": (lambda d: edit_cells(d, {(3, "ImageID"): b"5187f5e7ece1412\xff", (3, "LabelName"): b"/m/\xc0\xaf"}),
+                           {(3, "ImageID"), (3, "LabelName")}),
+    # U+FFFD written as such is text like any other: only a file's bytes that are not UTF-8 fail
+    "own-replacement-character": (lambda d: edit_cells(d, {(3, "Source"): "verifi\ufffd".encode()}), set()),
+    "both-kinds": (lambda d: edit_cells(d, {(3, "Source"): "\ufffd".encode(), (5, "Source"): b"x\xc3"}), {(5, "Source")}),
+    "cut-off-by-the-end": (lambda d: edit_cells(d, {(13, "Confidence"): b"1\xe2\x82"}).rstrip(b"\r\n"), {(13, "Confidence")}),
+}
 
 # --- images: name -> (bytes builder, target_pixels, expected "ok"/(height, width) or "error") --
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:

@@ -4,11 +4,14 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from openimages_etl import convert, tables
 from openimages_etl.cli import main
 from openimages_etl.config import ResizeMethod
 from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError, UsageError
@@ -16,6 +19,7 @@ from openimages_etl.layout import discover
 from openimages_etl.media import MediaError, convert_image, convert_mask
 from openimages_etl.storage import SAFE_ID, SAFE_NAME, DatasetRoot, plain_file_name, safe_id, safe_name, stage_source
 from openimages_etl.tables import iter_batches
+from openimages_etl.validation import build_keys, validate_table
 
 from . import hostile
 from .conftest import make_archive
@@ -96,6 +100,61 @@ def test_csv_reader_accepts_the_dialects_and_locates_what_it_refuses(case, tmp_p
     if frames and expected:
         assert frames[0].get_column("ImageID").to_list()[:2] == ["a1", "a2"]
         assert frames[0].get_column("__line").to_list()[:2] == [2, 3]
+
+
+@pytest.mark.parametrize("chunk", [tables.RAW_CHUNK, 2])  # 2 bytes: every sequence of several bytes is cut by a chunk
+@pytest.mark.parametrize("case", sorted(hostile.NOT_UTF8_CASES))
+def test_bytes_that_are_not_utf8_fail_their_cell_and_nothing_else(case, chunk, cvat_dir, tmp_path, monkeypatch):
+    build, reported = hostile.NOT_UTF8_CASES[case]
+    labels = cvat_dir / "annotations" / "train-annotations-human-imagelabels.csv"
+    labels.write_bytes(build(labels.read_bytes()))
+    monkeypatch.setattr(tables, "RAW_CHUNK", chunk)
+    layout = discover(DatasetRoot(str(cvat_dir)), tmp_path / "index")
+    table = next(t for t in layout.tables if t.path == f"annotations/{labels.name}")
+    check = validate_table(layout, table, build_keys(layout, tmp_path), tmp_path)
+    assert check.rows == 12
+    assert {(f.row, f.column) for f in check.failures.samples} == reported  # not also each rule the mangled value breaks
+    assert {f.check for f in check.failures.samples} <= {tables.NOT_UTF8_CHECK}
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_a_byte_that_is_not_utf8_fails_its_row_and_drop_publishes_the_others(cvat_dir, tmp_path, capsys):
+    bbox = cvat_dir / "annotations" / "train-annotations-bbox.csv"
+    bbox.write_bytes(hostile.edit_cells(bbox.read_bytes(), {(3, "Source"): b"xcl\xffick"}))
+    archive, out = make_archive(cvat_dir, "zip"), tmp_path / "out"
+    assert main(["export", str(archive), str(out), "--name", "ds"]) == 1
+    assert "annotations/train-annotations-bbox.csv:3 column Source: is UTF-8 text" in capsys.readouterr().err
+    assert main(["export", str(archive), str(out), "--name", "ds", "--on-invalid", "drop"]) == 0
+    report = json.loads((out / "ds.report.json").read_text())
+    assert report["rejected"] == {"annotations/train-annotations-bbox.csv": 1}
+    with zipfile.ZipFile(out / "ds.zip") as export:
+        rows = export.read("annotations/train-annotations-bbox.csv").decode().splitlines()  # strict: UTF-8 throughout
+    assert len(rows) == 1 + 11
+
+
+@pytest.mark.usefixtures("prefect_api")
+@pytest.mark.parametrize("command", ["validate", "export"])
+def test_an_unreadable_csv_gives_one_exit_code_on_every_run(command, cvat_dir, tmp_path, monkeypatch, capsys):
+    """The CSV fails while images still convert: the run waits for its task runs, so its work folder goes whole
+    and the exit code is the CSV's, every time (it had been 2 or 4 when cleanup met a task still writing)."""
+    bbox = cvat_dir / "annotations" / "train-annotations-bbox.csv"
+    bbox.write_bytes(hostile.edit_cells(bbox.read_bytes(), {(4, "Source"): b'"xclick'}))
+    convert_batch = convert._convert_image_batch
+
+    def slow_batch(*args, **kwargs):  # the fault: conversion is still under way when validation fails
+        time.sleep(1)
+        return convert_batch(*args, **kwargs)
+
+    monkeypatch.setattr(convert, "_convert_image_batch", slow_batch)
+    work = tmp_path / "work"
+    work.mkdir()
+    arguments = [command, str(cvat_dir)] + ([str(tmp_path / "out"), "--work-dir", str(work)] if command == "export" else [])
+    codes = []
+    for _ in range(5):
+        codes.append(main(arguments))
+        assert list(work.iterdir()) == []
+    assert codes == [2] * 5
+    assert capsys.readouterr().err.count("openimages-etl: annotations/train-annotations-bbox.csv:4:") == 5
 
 
 @pytest.mark.parametrize("method", list(ResizeMethod))
