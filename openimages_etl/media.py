@@ -98,6 +98,8 @@ def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None 
             return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
     except MediaError:
         raise
+    except UnidentifiedImageError as exc:  # its message names only the in-memory buffer (`<_io.BytesIO object at 0x...>`)
+        raise MediaError("not a readable image (no image format Pillow knows)") from exc
     except DECODE_ERRORS as exc:
         raise MediaError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
 
