@@ -230,8 +230,9 @@ def export_open_images(
         if media_failures.total and on_invalid == OnInvalid.fail:
             fail()
         parts = (partitioning or partition(first)).result()
+        hierarchy = None  # the package takes the source's, unless a selection pruned it
         if selection:
-            used = prune_hierarchy(layout, kept_classes(selection, parts), out)
+            used, hierarchy = prune_hierarchy(layout, kept_classes(selection, parts), work.path / "hierarchy.json")
             parts += partition([c for c in checks if c.table.kind == "classes"], used).result()
             selected = selection_summary(selection, parts)
         files, media = [file_rows(p) for p in parts], media_rows(media_keys, chosen, segmentations, images, masks)
@@ -250,7 +251,7 @@ def export_open_images(
             selected["image_ids"] = {**listed, "url": display_url(upload(Path(listed["path"]), dest, dest_options))}
         for key, members in bundles.items():
             zip_name = name if key == "*" else f"{name}-{key}"
-            local = package_zip(zip_name, members, layout, media_keys, headers, out, work.path / "package")
+            local = package_zip(zip_name, members, layout, media_keys, headers, out, work.path / "package", hierarchy)
             outputs[key] = display_url(upload(local, dest, dest_options))
         report = finish("published", outputs, files, _subset_counts(chosen, images, parts), media, package=local)
         logger.info("Published %s", report["output"])

@@ -9,7 +9,6 @@ from typing import Any
 from .layout import Layout
 from .storage import member_path
 
-PRUNED_HIERARCHY = "hierarchy.json"  # in the staging folder: what the package writes instead of the source's
 EDGE = "Subcategory"  # "Part" edges (a wheel is part of a car) do not make a wheel a car
 
 

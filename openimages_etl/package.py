@@ -10,7 +10,6 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
 from .deflate import LEVEL, write_deflated
-from .hierarchy import PRUNED_HIERARCHY
 from .layout import Layout
 from .storage import member_path
 from .partition import OUTPUT_NAMES
@@ -21,7 +20,7 @@ HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
 
 
 def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
-              columns: dict[str, list[str]], subsets: list[str]) -> Path:
+              columns: dict[str, list[str]], subsets: list[str], hierarchy: Path | None = None) -> Path:
     """Write `zip_path` from the staging folder: CSVs deflated on every core, JSON and lists by zipfile, media
     copied from the batches' STORED shards. `columns` maps each output CSV name to its header."""
     sizes = exported_sizes(keys, out_dir).collect()
@@ -34,8 +33,8 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
         for subset in subsets:
             if not (out_dir / "parts" / OUTPUT_NAMES["images"].format(subset=subset)).exists():
                 _write_image_list(archive, subset, sizes)
-        if (out_dir / PRUNED_HIERARCHY).exists():  # a selection's classes only
-            archive.write(out_dir / PRUNED_HIERARCHY, f"annotations/{HIERARCHY_NAME}")
+        if hierarchy:  # pruned to a selection's classes
+            archive.write(hierarchy, f"annotations/{HIERARCHY_NAME}")
         elif layout.hierarchy:
             fs, base = layout.root.open_fs()
             archive.writestr(f"annotations/{HIERARCHY_NAME}", fs.cat_file(member_path(base, layout.hierarchy)))

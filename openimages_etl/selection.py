@@ -23,7 +23,7 @@ from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .config import BoxFlag
 from .errors import SourceError, UsageError
-from .hierarchy import PRUNED_HIERARCHY, Hierarchy
+from .hierarchy import Hierarchy
 from .layout import CsvFile, Layout
 from .tables import CSV_PASSES
 from .validation import Keys, TableCheck
@@ -282,15 +282,16 @@ def kept_classes(selection: Selection, parts: list) -> list[str]:
     return sorted(used | set(selection.requested_mids))
 
 
-def prune_hierarchy(layout: Layout, classes: list[str], out_dir: Path) -> list[str]:
-    """Cut the hierarchy to the paths from its root to `classes`, where the package takes it from; returns `classes`
-    with the classes on those paths (every node but the root must stay defined in the class list)."""
+def prune_hierarchy(layout: Layout, classes: list[str], path: Path) -> tuple[list[str], Path | None]:
+    """Write the hierarchy cut to the paths from its root to `classes` at `path`; return `classes` with the classes
+    on those paths (every node but the root must stay defined in the class list), and the path (None without a
+    hierarchy)."""
     if not layout.hierarchy:
-        return classes
+        return classes, None
     tree = Hierarchy.read(layout).pruned(set(classes))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / PRUNED_HIERARCHY).write_text(json.dumps(tree, indent=1))
-    return sorted(set(classes) | (Hierarchy.from_tree(tree).nodes() - {tree["LabelName"]}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(tree, indent=1))
+    return sorted(set(classes) | (Hierarchy.from_tree(tree).nodes() - {tree["LabelName"]})), path
 
 
 def write_image_ids(selection: Selection, path: Path) -> dict:

@@ -63,8 +63,8 @@ def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options:
 
 @task(name="package-zip", task_run_name="zip-{name}", cache_policy=NONE)
 def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
-                columns: dict[str, list[str]], out_dir: Path, package_dir: Path) -> Path:
-    path = build_zip(package_dir / f"{name}.zip", out_dir, layout, keys, columns, subsets)
+                columns: dict[str, list[str]], out_dir: Path, package_dir: Path, hierarchy: Path | None = None) -> Path:
+    path = build_zip(package_dir / f"{name}.zip", out_dir, layout, keys, columns, subsets, hierarchy)
     get_run_logger().info("Built %s (%.1f MB)", path.name, path.stat().st_size / 1e6)
     return path
 
