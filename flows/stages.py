@@ -168,12 +168,14 @@ class Publication:
 
 
 def publish(job: ExportJob, layout: Layout, chosen: list[str], staged: Staged, selection: Selection | None) -> Publication:
-    """Per-subset zips first, the full zip last (its presence means the export is complete), each packaged where
-    the task runs and put at DEST in one step."""
+    """Per-subset zips first, the full zip last (its presence means the export is complete), each a task on the task
+    runner (on Dask, a worker), packaged where the parts are and put at DEST in one step."""
     image_ids = publish_image_ids(selection, job.name, job.dest, job.dest_options) if selection and selection.images else None
-    per_subset = {s: package_zip(f"{job.name}-{s}", [s], layout, staged, job.dest, job.dest_options)
-                  for s in (chosen if job.per_subset else [])}
-    return Publication(package_zip(job.name, chosen, layout, staged, job.dest, job.dest_options), per_subset, image_ids)
+    subsets = chosen if job.per_subset else []
+    packaging = {s: package_zip.submit(f"{job.name}-{s}", [s], layout, staged, job.dest, job.dest_options) for s in subsets}
+    per_subset = {s: future.result() for s, future in packaging.items()}
+    full = package_zip.submit(job.name, chosen, layout, staged, job.dest, job.dest_options).result()
+    return Publication(full, per_subset, image_ids)
 
 
 @dataclass(frozen=True)

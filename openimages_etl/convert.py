@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
@@ -79,10 +80,11 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
     return sum(fs.size(member_path(base, path)) for path in paths) / len(paths)
 
 
-def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea,
+def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea | Path,
                         target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult | None:
     """One batch of a subset's images into a shard of `work`, once it has its turn: a batch waiting holds nothing.
     None when the run stopped before that turn came (WorkArea.stop)."""
+    work = WorkArea.of(work)
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
         if work.stopped():
             return None
@@ -146,10 +148,11 @@ def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
     return scan_stored(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
 
 
-def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea,
-                       sizes: list[StoredFile]) -> BatchResult | None:
+def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea | Path,
+                       sizes: list[StoredFile] = ()) -> BatchResult | None:
     """One batch of a segmentation CSV's masks into a shard of `work`, at the size of their images (`sizes` of the
     image batches), once it has its turn; None when the run stopped before."""
+    work = WorkArea.of(work)
     with NATIVE_BOUND:
         if work.stopped():
             return None
