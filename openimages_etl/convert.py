@@ -133,9 +133,10 @@ def exported_sizes(keys: Keys, sizes: list[StoredFile]) -> pl.LazyFrame:
     without_file = listed.filter(pl.col("path").is_null()).select(ImageList.image_id, "subset", *meta)
     if not sizes:
         return without_file
-    sizes = pl.concat([scan_stored(ref) for ref in sizes]).select(ImageList.image_id, "height", "width")
-    return pl.concat([listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner"),
-                      without_file])
+    converted = pl.concat([scan_stored(ref) for ref in sizes]).select(ImageList.image_id, "height", "width")
+    with_file = listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset")
+    # in the key table's order (subset, ImageID), whichever batch finished first: the same zip from the same input
+    return pl.concat([with_file.join(converted, on=ImageList.image_id, how="inner", maintain_order="left"), without_file])
 
 
 def _has_meta(keys: Keys) -> bool:
@@ -162,9 +163,12 @@ def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: in
 def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea,
                         sizes: list[StoredFile]) -> BatchResult:
     fs, base = layout.root.open_fs()
+    # in the CSV's line order, so the same input gives the same shard (and zip) on every run
     jobs = (mask_jobs(check, keys).slice(offset, limit)
-            .join(exported_sizes(keys, sizes).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left")
-            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left")
+            .join(exported_sizes(keys, sizes).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left",
+                  maintain_order="left")
+            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left",
+                  maintain_order="left")
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
     read, limits = reader(fs), Limits.from_env()

@@ -1,6 +1,7 @@
 """The run's work area and local scratch folder, removed only once no task run started on them still runs."""
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,10 @@ class WorkFolder:
     def settle(self) -> None:
         """End every task run started on the folder: batches still waiting for their turn skip it (Cancelled),
         the others finish."""
-        self.area.stop()
+        try:
+            self.area.stop()
+        except OSError:  # the store is unreachable: batches yet to start find out themselves, and the error at hand stays
+            pass
         for future in self._started:
             future.wait()
 
@@ -43,6 +47,8 @@ def work_folder(parent: str | None = None, storage_options: dict[str, Any] | Non
     folder when None), named after the flow run. Whatever the flow raises, the area goes only after its task runs
     have ended: removed under a running task, its cleanup failed (`Directory not empty`) and hid the error."""
     local_parent = parent if parent and is_plain_path(parent) else None
+    if local_parent:
+        os.makedirs(local_parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="openimages-etl-", dir=local_parent) as tmp:
         remote = parent is not None and not is_plain_path(parent)
         area = WorkArea(f"{parent.rstrip('/')}/{flow_run.id or uuid.uuid4().hex}", storage_options or {}) if remote else WorkArea(tmp)
