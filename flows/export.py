@@ -27,6 +27,7 @@ from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.runlock import export_lock
+from openimages_etl.schemas.kinds import TableKind
 from openimages_etl.selection import kept_classes, matching_masks, prune_hierarchy, selection_summary
 from openimages_etl.storage import absolute_location, display_url, join_url, refuse_credentials
 from openimages_etl.tasks.credentials import storage_options
@@ -177,13 +178,13 @@ def export_open_images(
             if failures.total and not job.drops_invalid:
                 end.fail(failures)
             columns = output_headers(layout)
-            first = [c for c in checks if not (selection and c.table.kind == "classes")]  # a selection's class list: last
+            first = [c for c in checks if not (selection and c.table.kind == TableKind.classes)]  # a selection's class list: last
             # Partition beside the media, unless rows of media that fail to convert are to be left out (drop).
             early = None if job.drops_invalid else partition_tables(first, keys, job, chosen, columns, work, selection)
             images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, plan.images,
                                         f"{artifact_key(job.name)}-conversion", f"Images of {job.name} converted")
             segmentations = [matching_masks(c, selection, work.area.sub("selection")) if selection else c
-                             for c in checks if c.table.kind == "masks"]
+                             for c in checks if c.table.kind == TableKind.masks]
             masks = convert_mask_batches(plan_mask_batches(segmentations), layout, media_keys, work, images).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
@@ -193,7 +194,7 @@ def export_open_images(
             hierarchy = None  # the package takes the source's, unless a selection pruned it
             if selection:
                 used, hierarchy = prune_hierarchy(layout, kept_classes(selection, parts), work.area.sub("selection"))
-                parts += partition_tables([c for c in checks if c.table.kind == "classes"], keys, job, chosen, columns, work,
+                parts += partition_tables([c for c in checks if c.table.kind == TableKind.classes], keys, job, chosen, columns, work,
                                           selection, classes=used).result()
                 end = end.with_selection(selection_summary(selection, parts))
             # 4. every row and file accounted for, then the zips packaged where their parts are, put at DEST, the report

@@ -16,8 +16,9 @@ from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
 from openimages_etl.package import PublishedZip, Staged
-from openimages_etl.partition import OUTPUT_NAMES, PartitionResult, Rejected, output_columns
+from openimages_etl.partition import PartitionResult, Rejected, output_columns
 from openimages_etl.report import build_report
+from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
 from openimages_etl.runlock import run_work_dir
 from openimages_etl.selection import Selection, SelectionSpec, key_parameters
 from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
@@ -132,7 +133,7 @@ def convert_mask_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: Work
 
 def output_headers(layout: Layout) -> dict[str, list[str]]:
     """Each kind's output columns, over all its source files."""
-    return {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
+    return {kind: output_columns(layout.of_kind(kind)) for kind in TABLES if layout.of_kind(kind)}
 
 
 def partition_tables(tables: list[TableCheck], keys: Keys, job: ExportJob, chosen: list[str], columns: dict[str, list[str]],
@@ -148,7 +149,7 @@ def partition_tables(tables: list[TableCheck], keys: Keys, job: ExportJob, chose
 def staged_export(keys: Keys, images: list[BatchResult], masks: list[BatchResult], parts: list[PartitionResult],
                   columns: dict[str, list[str]], chosen: list[str], hierarchy) -> Staged:
     """What the stages returned, as packaging takes it."""
-    headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
+    headers = {TABLES[kind].output_name(s): cols for kind, cols in columns.items() for s in chosen}
     media: dict[str, int] = {}
     for kind, batches in (("images", images), ("masks", masks)):
         for batch in batches:
@@ -223,12 +224,12 @@ class RunEnd:
 
 
 def subset_counts(chosen: list[str], images: list[BatchResult], parts: list[PartitionResult]) -> dict[str, dict[str, int]]:
-    counts = {s: {"images": 0, "boxes": 0, "labels": 0, "masks": 0} for s in chosen}
+    counts = {s: {kind.value: 0 for kind in COUNT_KINDS} for s in chosen}
     for batch in images:
         for subset, converted in batch.converted_per_subset.items():
-            counts[subset]["images"] += converted
+            counts[subset][TableKind.images] += converted
     for part in parts:
-        if part.kind in ("boxes", "labels", "masks") or (part.kind == "images" and not images):
+        if part.kind in ANNOTATIONS or (part.kind == TableKind.images and not images):
             for subset, rows in part.published.items():  # annotation-only export: the image lists say how many items
                 counts[subset][part.kind] += rows
     return counts

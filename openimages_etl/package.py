@@ -10,13 +10,14 @@ from typing import IO
 import polars as pl
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 
+from openimages_etl.schemas.kinds import TABLES, TableKind
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
 from .deflate import LEVEL, write_deflated
 from .errors import AccountingError
 from .layout import Layout
-from .partition import OUTPUT_NAMES, CsvPart
+from .partition import CsvPart
 from .shards import copy_entries
 from .storage import PartialFile, member_path
 from .validation import Keys
@@ -24,6 +25,7 @@ from .workarea import StoredFile
 
 HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
 MEDIA = ("images", "masks")
+CLASSES_NAME = TABLES[TableKind.classes].output  # headerless, as Datumaro writes and reads it
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def build_zip(out: IO[bytes], staged: Staged, layout: Layout, subsets: list[str]
             write_deflated(archive, f"annotations/{name}", first + pieces)
             progress.relative_update(sum(f.size for f in pieces))
         for subset in subsets:
-            if OUTPUT_NAMES["images"].format(subset=subset) not in {p.output for p in parts}:
+            if TABLES[TableKind.images].output_name(subset) not in {p.output for p in parts}:
                 _write_image_list(archive, subset, sizes)
         if staged.hierarchy:  # pruned to a selection's classes
             with staged.hierarchy.open("rb") as tree:
@@ -116,11 +118,11 @@ def check_zip(members: list[zipfile.ZipInfo], staged: Staged, subsets: list[str]
 def _header(staged: Staged, name: str) -> bytes:
     """An output CSV's header line (the class list has none)."""
     header = staged.headers.get(name)
-    return (",".join(header) + "\r\n").encode() if header and name != OUTPUT_NAMES["classes"] else b""
+    return (",".join(header) + "\r\n").encode() if header and name != CLASSES_NAME else b""
 
 
 def _outputs(subsets: list[str]) -> set[str]:
-    return {OUTPUT_NAMES["classes"]} | {pattern.format(subset=s) for s in subsets for pattern in OUTPUT_NAMES.values()}
+    return {spec.output_name(s) for s in subsets for spec in TABLES.values()} | {CLASSES_NAME}
 
 
 def _write_image_list(archive: zipfile.ZipFile, subset: str, sizes: pl.DataFrame) -> None:
@@ -128,7 +130,8 @@ def _write_image_list(archive: zipfile.ZipFile, subset: str, sizes: pl.DataFrame
     ids = sizes.filter(pl.col("subset") == subset).select(ImageList.image_id, pl.lit(subset).alias(ImageList.subset))
     if ids.height:  # written by polars: an id with a comma or a quote is quoted, as Datumaro's csv module does
         rows = ids.with_columns(pl.lit(None, pl.String).alias(c) for c in ImageList.to_schema().columns if c not in ids.columns)
-        archive.writestr(f"annotations/{OUTPUT_NAMES['images'].format(subset=subset)}", rows.write_csv(line_terminator="\r\n"))
+        name = TABLES[TableKind.images].output_name(subset)
+        archive.writestr(f"annotations/{name}", rows.write_csv(line_terminator="\r\n"))
 
 
 def shell_quoted(ids: pl.Expr) -> pl.Expr:
