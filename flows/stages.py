@@ -2,6 +2,7 @@
 run's ending (its report, or the failure report). Each returns a typed result; none lists a folder."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -189,7 +190,7 @@ class RunEnd:
     work: WorkFolder
     selected: dict[str, Any] | None
 
-    def report(self, status: str, failures: FailureSummary, files: list[dict] = (), subsets: dict | None = None,
+    def report(self, status: str, failures: FailureSummary, files: Sequence[dict] = (), subsets: dict | None = None,
                media: dict | None = None, published: Publication | None = None) -> dict[str, Any]:
         job, zip_url = self.job, published.zip.url if published else None
         selected = {**self.selected, "image_ids": published.image_ids} if published and published.image_ids else self.selected
