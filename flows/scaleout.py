@@ -5,9 +5,9 @@
 
     on_dask(export_open_images, "tcp://scheduler:8786")(source=..., dest=...)
 
-Only the task runner changes: tasks already pass references (paths, small dataclasses), so they run
-in any worker process. Workers must see the source and the work folder: on one machine that is
-automatic; on a cluster pass `work_dir` on storage every worker mounts.
+Only the task runner changes: tasks pass references (small dataclasses naming files by URL), so they run
+in any worker process. Workers must reach the source and the work area: on one machine that is automatic;
+on a scheduler elsewhere the work area defaults to a run-scoped prefix under DEST (see ExportJob.work_location).
 """
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST (no credentials)")
     export.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
     export.add_argument("--dest-block", help="Prefect block with DEST's credentials: secret/NAME or aws-credentials/NAME")
-    export.add_argument("--work-dir", default=None, help="scratch folder (default: the system's temp dir)")
+    export.add_argument("--work-dir", default=None, help="work area: a folder or fsspec URL every worker reaches (default: "
+                        "a temporary local folder; with --dask ADDRESS, DEST/.openimages-etl/work/NAME/<run id>/)")
     export.add_argument("--no-reuse", dest="reuse", action="store_false",
                         help="export again even when DEST holds this export of the unchanged source")
     _add_dask(export)

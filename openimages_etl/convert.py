@@ -22,6 +22,7 @@ from .shards import ShardWriter
 from .storage import file_slug, member_path, read_files, read_member, reader, safe_id, safe_name
 from .tables import LINE
 from .validation import Keys, TableCheck
+from .workarea import StoredFile, WorkArea, scan_stored, schema_names
 
 # Batches of one process take turns by the kind of work they do. Keeping originals is Python work holding
 # the GIL: side by side in threads such batches only slow each other (20k small JPEGs: 1.2 s one batch at
@@ -29,24 +30,29 @@ from .validation import Keys, TableCheck
 # waits for its turn before it reads anything (125 batches reading their slice at once took 3 GB).
 PYTHON_BOUND = threading.Semaphore(1)
 NATIVE_BOUND = threading.Semaphore(os.cpu_count() or 1)
-# A file in the output folder: the run is ending early, so batches that have not had their turn yet skip it
-# (a file, not an event, so that batches on other Dask workers see it too).
-STOP_MARK = ".stop"
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What a conversion batch did: files written, bytes, and the failures (each one rejects its row)."""
+    """What a conversion batch did and wrote: its zip shard of media, the ImageIDs or lines of the rows its failures
+    reject, an image batch's sizes; files converted per subset, bytes."""
 
-    subset: str
-    converted: int
+    converted_per_subset: dict[str, int]
     bytes_written: int
+    shard: StoredFile
+    rejected: StoredFile  # images: ImageID; masks: __line of `table`
+    sizes: StoredFile | None = None  # images: ImageID, height, width, name
+    table: str | None = None  # masks: the segmentation CSV
     failures: FailureSummary = field(default_factory=FailureSummary)
+
+    @property
+    def converted(self) -> int:
+        return sum(self.converted_per_subset.values())
 
 
 def images_of(keys: Keys, subset: str) -> pl.LazyFrame:
     """The subset's images that have a file, in the key table's order (by id, see build_keys): batches are slices."""
-    return pl.scan_parquet(keys.images).filter((pl.col("subset") == subset) & pl.col("path").is_not_null())
+    return scan_stored(keys.images).filter((pl.col("subset") == subset) & pl.col("path").is_not_null())
 
 
 def images_to_convert(keys: Keys, subsets: list[str]) -> int:
@@ -74,128 +80,128 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
     return sum(fs.size(member_path(base, path)) for path in paths) / len(paths)
 
 
-def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
+def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea | Path,
                         target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult | None:
-    """One batch of a subset's images into a shard, once it has its turn: a batch waiting holds nothing.
-    None when the run stopped before that turn came."""
+    """One batch of a subset's images into a shard of `work`, once it has its turn: a batch waiting holds nothing.
+    None when the run stopped before that turn came (WorkArea.stop)."""
+    work = WorkArea.of(work)
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
-        if stopped(out_dir):
+        if work.stopped():
             return None
-        return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, method)
+        return _convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, method)
 
 
-def stop_batches(out_dir: Path) -> None:
-    """Batches writing into `out_dir` that have not started yet will not start (see STOP_MARK)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / STOP_MARK).touch()
-
-
-def stopped(out_dir: Path) -> bool:
-    return (out_dir / STOP_MARK).exists()
-
-
-def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
+def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea,
                          target_pixels: int | None, method: ResizeMethod) -> BatchResult:
     fs, base = layout.root.open_fs()
     rows = images_of(keys, subset).slice(offset, limit).select(
         ImageList.image_id, "path", pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix")).collect()
     paths = rows.get_column("path").to_list()
     limits = Limits.from_env()
-    shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
     sizes, failed, written = [], [], 0
-    files = read_files(fs, [member_path(base, path) for path in paths], paths)
-    for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
-        try:
-            safe_id(image_id)
-            data, extension, height, width = convert_image(data, target_pixels, limits, method)
-        except (MediaError, UnsafeSourceError) as exc:
-            failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
-            continue
-        name = image_id + (extension or suffix)
-        shard.add(f"images/{subset}/{name}", data)
-        written += len(data)
-        sizes.append((image_id, height, width, name))
-    shard.close()
-    _write(out_dir / "sizes" / f"{subset}-{offset}.parquet",
-           pl.DataFrame(sizes, schema={ImageList.image_id: pl.String, "height": pl.Int64, "width": pl.Int64, "name": pl.String}, orient="row"))
-    _write(out_dir / "rejected" / f"images-{subset}-{offset}.parquet",
-           pl.DataFrame({ImageList.image_id: [f["ImageID"] for f in failed]}, schema={ImageList.image_id: pl.String}))
+    shard_name = media_shard(f"images-{subset}", offset)
+    with work.create(shard_name) as handle:
+        shard = ShardWriter(handle)
+        files = read_files(fs, [member_path(base, path) for path in paths], paths)
+        for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
+            try:
+                safe_id(image_id)
+                data, extension, height, width = convert_image(data, target_pixels, limits, method)
+            except (MediaError, UnsafeSourceError) as exc:
+                failed.append({"file": path, "row": None, "column": None, "check": str(exc), "value": image_id, "ImageID": image_id})
+                continue
+            name = image_id + (extension or suffix)
+            shard.add(f"images/{subset}/{name}", data)
+            written += len(data)
+            sizes.append((image_id, height, width, name))
+        shard.close()
+    size_table = work.write_parquet(f"sizes/{subset}-{offset}.parquet", pl.DataFrame(
+        sizes, schema={ImageList.image_id: pl.String, "height": pl.Int64, "width": pl.Int64, "name": pl.String}, orient="row"))
+    rejected = work.write_parquet(f"rejected/images-{subset}-{offset}.parquet", pl.DataFrame(
+        {ImageList.image_id: [f["ImageID"] for f in failed]}, schema={ImageList.image_id: pl.String}))
     log = FailureLog()
     log.add(failure_frame([{k: v for k, v in f.items() if k != "ImageID"} for f in failed]))
-    return BatchResult(subset, len(sizes), written, log.summary())
+    return BatchResult({subset: len(sizes)}, written, work.stored(shard_name, len(sizes)), rejected, size_table,
+                       failures=log.summary())
 
 
-def exported_sizes(keys: Keys, out_dir: Path) -> pl.LazyFrame:
-    """(ImageID, subset, height, width) of every exported image: the converted file's size, or the images.meta
-    size of an image listed without a file (an image that failed to convert is left out)."""
+def exported_sizes(keys: Keys, sizes: list[StoredFile]) -> pl.LazyFrame:
+    """(ImageID, subset, height, width) of every exported image: the converted file's size (from the image batches'
+    `sizes`), or the images.meta size of an image listed without a file (an image that failed to convert is left out)."""
     meta = ["height", "width"] if _has_meta(keys) else [pl.lit(None, pl.Int64).alias("height"), pl.lit(None, pl.Int64).alias("width")]
-    listed = pl.scan_parquet(keys.images)
+    listed = scan_stored(keys.images)
     without_file = listed.filter(pl.col("path").is_null()).select(ImageList.image_id, "subset", *meta)
-    converted = sorted((out_dir / "sizes").glob("*.parquet"))
-    if not converted:
+    if not sizes:
         return without_file
-    sizes = pl.scan_parquet(converted).select(ImageList.image_id, "height", "width")
-    return pl.concat([listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset").join(sizes, on=ImageList.image_id, how="inner"),
-                      without_file])
+    converted = pl.concat([scan_stored(ref) for ref in sizes]).select(ImageList.image_id, "height", "width")
+    with_file = listed.filter(pl.col("path").is_not_null()).select(ImageList.image_id, "subset")
+    # in the key table's order (subset, ImageID), whichever batch finished first: the same zip from the same input
+    return pl.concat([with_file.join(converted, on=ImageList.image_id, how="inner", maintain_order="left"), without_file])
 
 
 def _has_meta(keys: Keys) -> bool:
-    return "height" in pl.read_parquet_schema(keys.images)
+    return "height" in schema_names(keys.images)
 
 
 def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
     """Valid segmentation rows with the subset of their image, in a stable order."""
-    subsets = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset")
-    return pl.scan_parquet(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
+    subsets = scan_stored(keys.images).select(ImageList.image_id, "subset")
+    return scan_stored(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
 
 
-def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult | None:
-    """One batch of a segmentation CSV's masks into a shard, once it has its turn; None when the run stopped before."""
+def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea | Path,
+                       sizes: list[StoredFile] = ()) -> BatchResult | None:
+    """One batch of a segmentation CSV's masks into a shard of `work`, at the size of their images (`sizes` of the
+    image batches), once it has its turn; None when the run stopped before."""
+    work = WorkArea.of(work)
     with NATIVE_BOUND:
-        if stopped(out_dir):
+        if work.stopped():
             return None
-        return _convert_mask_batch(layout, keys, check, offset, limit, out_dir)
+        return _convert_mask_batch(layout, keys, check, offset, limit, work, sizes)
 
 
-def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult:
+def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea,
+                        sizes: list[StoredFile]) -> BatchResult:
     fs, base = layout.root.open_fs()
+    # in the CSV's line order, so the same input gives the same shard (and zip) on every run
     jobs = (mask_jobs(check, keys).slice(offset, limit)
-            .join(exported_sizes(keys, out_dir).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left")
-            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left")
+            .join(exported_sizes(keys, sizes).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left",
+                  maintain_order="left")
+            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left",
+                  maintain_order="left")
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
-    out = ShardWriter(media_shard(out_dir, f"masks-{file_slug(check.table.path)}", offset))
     read, limits = reader(fs), Limits.from_env()
-    failed, written, done = [], 0, 0
-    for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
-        try:
-            safe_name(mask_name, "MaskPath")
-            if shard is None:
-                data = read(member_path(base, path), path)
-            else:
-                if shard not in shards:
-                    shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)
-                data = read_member(shards[shard], path, f"{shard}:{path}")
-            png = convert_mask(data, (height, width) if height else None, limits)
-        except (MediaError, UnsafeSourceError) as exc:
-            failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})
-            continue
-        out.add(f"masks/{subset}/{mask_name}", png)
-        written += len(png)
-        done += 1
-    out.close()
-    _write(out_dir / "rejected" / f"lines-{file_slug(check.table.path)}-{offset}.parquet",
-           pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}))
+    failed, written, done = [], 0, {}
+    stem = file_slug(check.table.path)
+    shard_name = media_shard(f"masks-{stem}", offset)
+    with work.create(shard_name) as handle:
+        out = ShardWriter(handle)
+        for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
+            try:
+                safe_name(mask_name, "MaskPath")
+                if shard is None:
+                    data = read(member_path(base, path), path)
+                else:
+                    if shard not in shards:
+                        shards[shard] = ZipFileSystem(fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True)
+                    data = read_member(shards[shard], path, f"{shard}:{path}")
+                png = convert_mask(data, (height, width) if height else None, limits)
+            except (MediaError, UnsafeSourceError) as exc:
+                failed.append({"file": check.table.path, "row": line, "column": Segmentation.mask_path, "check": str(exc), "value": mask_name})
+                continue
+            out.add(f"masks/{subset}/{mask_name}", png)
+            written += len(png)
+            done[subset] = done.get(subset, 0) + 1
+        out.close()
+    rejected = work.write_parquet(f"rejected/lines-{stem}-{offset}.parquet",
+                                  pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}))
     log = FailureLog()
     log.add(failure_frame(failed))
-    return BatchResult("*", done, written, log.summary())
+    return BatchResult(done, written, work.stored(shard_name, sum(done.values())), rejected, table=check.table.path,
+                       failures=log.summary())
 
 
-def media_shard(out_dir: Path, stem: str, offset: int) -> Path:
-    """Where a batch's zip shard goes; names sort by source file, then offset."""
-    return out_dir / "media" / f"{stem}-{offset:010d}.zip"
-
-
-def _write(path: Path, frame: pl.DataFrame) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path)
+def media_shard(stem: str, offset: int) -> str:
+    """A batch's zip shard in the work area; names sort by source file, then offset."""
+    return f"media/{stem}-{offset:010d}.zip"

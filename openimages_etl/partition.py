@@ -1,14 +1,14 @@
 """Split each CSV by subset with polars' streaming engine, leaving out rejected rows, as parts of the output CSVs."""
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
+from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
-from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile
@@ -16,6 +16,17 @@ from .storage import file_slug, safe_name
 from .selection import Selection
 from .tables import CSV_PASSES, LINE, scan, unreadable
 from .validation import Keys, TableCheck
+from .workarea import StoredFile, WorkArea, read_stored, scan_stored
+
+NO_SUBSET = "*"  # the report's subset key of rows that belong to none (the class list)
+
+
+@dataclass(frozen=True)
+class CsvPart:
+    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header."""
+
+    output: str
+    file: StoredFile
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,7 @@ class PartitionResult:
     rejected: int = 0
     not_selected: int = 0
     per_class: tuple[tuple[str, str, int], ...] = ()  # (subset, LabelName, rows written), with a selection
+    parts: tuple[CsvPart, ...] = ()
 
 
 def output_columns(tables: list[CsvFile]) -> list[str]:
@@ -40,49 +52,59 @@ def output_columns(tables: list[CsvFile]) -> list[str]:
     return [c for c in known if c in present] + sorted(present - set(known))
 
 
-def rejected_lines(check: TableCheck, out_dir: Path) -> pl.Series:
-    extra = sorted((out_dir / "rejected").glob(f"lines-{file_slug(check.table.path)}-*.parquet"))
-    return pl.concat([pl.read_parquet(p).get_column(LINE) for p in [check.rejected_lines, *extra]]).unique()
+@dataclass(frozen=True)
+class Rejected:
+    """Rows that media conversion rejected: ImageIDs of images, and lines of one segmentation CSV (its masks)."""
+
+    images: tuple[StoredFile, ...] = ()
+    lines: tuple[StoredFile, ...] = ()
 
 
-def rejected_images(out_dir: Path) -> pl.Series:
-    files = sorted((out_dir / "rejected").glob("images-*.parquet"))
-    return pl.concat([pl.read_parquet(p).get_column(ImageList.image_id) for p in files]) if files else pl.Series([], dtype=pl.String)
+def rejected_lines(check: TableCheck, rejected: Rejected) -> pl.Series:
+    return pl.concat([read_stored(ref).get_column(LINE) for ref in [check.rejected_lines, *rejected.lines]]).unique()
 
 
-def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path,
-                    selection: Selection | None = None, classes: list[str] | None = None) -> PartitionResult:
+def rejected_images(rejected: Rejected) -> pl.Series:
+    ids = [read_stored(ref).get_column(ImageList.image_id) for ref in rejected.images]
+    return pl.concat(ids) if ids else pl.Series([], dtype=pl.String)
+
+
+def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], work: WorkArea,
+                    selection: Selection | None = None, classes: list[str] | None = None,
+                    rejected: Rejected = Rejected()) -> PartitionResult:
     """Two streaming scans of the CSV: one counts rows per (subset, rejected, selected), one writes every wanted
-    subset's part. `selection` leaves rows of other images and classes out (not selected); `classes` keeps only
-    those rows of the class descriptions."""
+    subset's part into `work`'s parts/. `selection` leaves rows of other images and classes out (not selected);
+    `classes` keeps only those rows of the class descriptions; `rejected` names rows media conversion rejected."""
     table = check.table
-    routed = _selected(_routed(check, keys, out_dir), table.kind, selection, classes)
+    work = WorkArea.of(work)
+    routed = _selected(_routed(check, keys, rejected), table.kind, selection, classes)
     with CSV_PASSES:
         counts = routed.group_by("subset", "rejected", "selected").len().collect()
     usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
     wanted = usable & pl.col("selected") & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
     published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
-    rejected = int(counts.filter(~usable).get_column("len").sum())
+    rejected_rows = int(counts.filter(~usable).get_column("len").sum())
     not_selected = int(counts.filter(usable & ~wanted).get_column("len").sum())
     name = TABLES[table.kind].output
     present = routed.collect_schema().names()
-    sinks = []
-    for subset in sorted(published):
-        target = out_dir / "parts" / name.format(subset=safe_name(subset, "Subset") if subset else "") / f"{file_slug(table.path)}.csv"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        rows = routed.filter(wanted & (pl.col("subset") == subset))
-        sinks.append(rows.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
-            target, include_header=False, line_terminator="\r\n", lazy=True))
+    outputs = {subset: name.format(subset=safe_name(subset, "Subset") if subset else "") for subset in sorted(published)}
+    files = {subset: f"parts/{output}/{file_slug(table.path)}.csv" for subset, output in outputs.items()}
     per_class = selection is not None and table.kind in ANNOTATIONS
-    if per_class:
-        sinks.append(routed.filter(wanted).group_by("subset", Box.label_name).len())
     try:
-        with CSV_PASSES:
-            done = pl.collect_all(sinks)
+        with ExitStack() as writing:
+            sinks = [routed.filter(wanted & (pl.col("subset") == subset)).select(
+                [pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
+                writing.enter_context(work.target(file)), include_header=False, line_terminator="\r\n", lazy=True)
+                for subset, file in files.items()]
+            if per_class:
+                sinks.append(routed.filter(wanted).group_by("subset", Box.label_name).len())
+            with CSV_PASSES:
+                done = pl.collect_all(sinks)
     except pl.exceptions.PolarsError as exc:
         raise unreadable(table, exc) from exc
-    return PartitionResult(table.path, table.kind, check.rows, {s or "*": n for s, n in published.items()}, rejected, not_selected,
-                           tuple(done[-1].iter_rows()) if per_class else ())
+    parts = tuple(CsvPart(outputs[subset], work.stored(file, published[subset])) for subset, file in files.items())
+    return PartitionResult(table.path, table.kind, check.rows, {s or NO_SUBSET: n for s, n in published.items()},
+                           rejected_rows, not_selected, tuple(done[-1].iter_rows()) if per_class else (), parts)
 
 
 def _selected(routed: pl.LazyFrame, kind: TableKind, selection: Selection | None,
@@ -93,7 +115,7 @@ def _selected(routed: pl.LazyFrame, kind: TableKind, selection: Selection | None
     if selection is None:
         return routed.with_columns(pl.lit(True).alias("selected"))
     if selection.images is not None:
-        chosen = pl.scan_parquet(selection.images).select(ImageList.image_id, pl.lit(True).alias("selected"))
+        chosen = scan_stored(selection.images).select(ImageList.image_id, pl.lit(True).alias("selected"))
         routed = routed.join(chosen, on=ImageList.image_id, how="left", maintain_order="left").with_columns(pl.col("selected").fill_null(False))
     else:
         routed = routed.with_columns(pl.lit(True).alias("selected"))
@@ -108,16 +130,16 @@ def _selected(routed: pl.LazyFrame, kind: TableKind, selection: Selection | None
     return routed
 
 
-def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:
+def _routed(check: TableCheck, keys: Keys, rejected: Rejected) -> pl.LazyFrame:
     """Every row of the CSV as strings with its `subset` (its image's, from the image lists) and `rejected` flag."""
     table = check.table
     frame = scan(table, strict_utf8=check.utf8)
-    rejected = pl.col(LINE).is_in(rejected_lines(check, out_dir).implode())
+    dropped = pl.col(LINE).is_in(rejected_lines(check, rejected).implode())
     if ImageList.image_id in table.columns:
-        rejected |= pl.col(ImageList.image_id).is_in(rejected_images(out_dir).implode())
-    frame = frame.with_columns(rejected.alias("rejected"))
+        dropped |= pl.col(ImageList.image_id).is_in(rejected_images(rejected).implode())
+    frame = frame.with_columns(dropped.alias("rejected"))
     if table.kind == TableKind.classes:
         return frame.with_columns(pl.lit("").alias("subset"))
-    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset")
+    listed = scan_stored(keys.images).select(ImageList.image_id, "subset")
     frame = frame.join(listed, on=ImageList.image_id, how="left", maintain_order="left")
     return frame.with_columns(pl.col("subset").alias(ImageList.subset)) if table.kind == TableKind.images else frame

@@ -20,6 +20,7 @@ from .stats import DatasetStats, dataset_stats, sample_images
 from .storage import DatasetRoot
 from .validation import Keys, build_keys
 from .visuals import Visual, contact_sheet, failure_sheet, file_part, to_png
+from .workarea import read_stored
 
 SAMPLE_PER_SUBSET = 24
 
@@ -78,7 +79,7 @@ def dataset_visuals(layout: Layout, keys: Keys, sheets: bool = True, pool: Execu
 
 def contact_sheets(layout: Layout, keys: Keys, sample: pl.DataFrame, stats: DatasetStats) -> list[Visual]:
     """One sheet per subset of the sampled images, boxes and masks drawn from the dataset's own files."""
-    names = dict(pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
+    names = dict(read_stored(keys.labels, [Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
     return [Visual(f"contact-{file_part(subset)}.png", f"Contact sheet: {subset}",
                    to_png(contact_sheet(layout, subset, sample, stats.sample_boxes, stats.sample_masks, names, keys.images_per_subset[subset])))
             for subset in sorted(sample.get_column("subset").unique())]

@@ -25,6 +25,8 @@ import fsspec
 
 from .storage import display_url, is_local, join_url
 
+WORK_PREFIX = ".openimages-etl/work"
+
 
 def lock_dir() -> Path:
     folder = Path(os.environ.get("OPENIMAGES_ETL_LOCK_DIR") or Path(tempfile.gettempdir()) / "openimages-etl-locks")
@@ -65,12 +67,25 @@ def published_report(dest: str, name: str, storage_options: dict[str, Any]) -> d
     return report if report.get("status") == "published" and zips_there else None
 
 
+def run_work_dir(dest: str, name: str) -> str:
+    """Where runs of DEST/NAME keep their work areas (`<flow-run-id>/` each) when the workers share no disk with the
+    client: under DEST, which every worker reaches."""
+    return join_url(dest, f"{WORK_PREFIX}/{name}")
+
+
 def remove_leftovers(dest: str, name: str, storage_options: dict[str, Any]) -> list[str]:
-    """Partial files of a killed run (`.NAME*.part-*`, local destinations only): safe to remove under the lock."""
+    """What a killed run left at DEST, safe to remove under the lock: partial files (`.NAME*.part-*`) and its
+    run-scoped work area (see run_work_dir)."""
     fs, path = fsspec.core.url_to_fs(dest, **storage_options)
-    if not is_local(fs) or not fs.isdir(path):
+    if not fs.isdir(path):
         return []
-    leftovers = sorted(str(p) for p in Path(path).glob(f".{glob.escape(name)}*.part-*"))
+    if is_local(fs):  # os's glob: fsspec's does not match names that start with a dot
+        leftovers = sorted(str(p) for p in Path(path).glob(f".{glob.escape(name)}*.part-*"))
+    else:
+        leftovers = sorted(p for p in fs.ls(path, detail=False) if PurePosixPath(p).name.startswith(f".{name}")
+                           and ".part-" in PurePosixPath(p).name)
+    work = f"{path.rstrip('/')}/{WORK_PREFIX}/{name}"
+    leftovers += sorted(fs.ls(work, detail=False)) if fs.isdir(work) else []
     for leftover in leftovers:
-        Path(leftover).unlink(missing_ok=True)
+        fs.rm(leftover, recursive=True)
     return leftovers

@@ -28,8 +28,10 @@ from .hierarchy import Hierarchy
 from .layout import CsvFile, Layout
 from .tables import CSV_PASSES
 from .validation import Keys, TableCheck
+from .workarea import StoredFile, WorkArea, read_stored, scan_stored
 
 SUBSET = "subset"
+HIERARCHY_FILE = "hierarchy.json"  # the hierarchy pruned to a selection, in the work area
 FLAG_COLUMNS = {BoxFlag.occluded: Box.is_occluded, BoxFlag.truncated: Box.is_truncated, BoxFlag.group_of: Box.is_group_of,
                 BoxFlag.depiction: Box.is_depiction, BoxFlag.inside: Box.is_inside}
 
@@ -78,7 +80,7 @@ class Selection:
 
     spec: SelectionSpec
     keys: Keys
-    images: str | None  # parquet (subset, ImageID) of the chosen images; None: every image
+    images: StoredFile | None  # parquet (subset, ImageID) of the chosen images; None: every image
     mids: tuple[str, ...]  # the selected classes after expansion and exclusion (empty: no class selection)
     requested: tuple[tuple[str, str, str], ...] = ()  # (entry as given, MID, display name)
     merge: dict[str, str] = field(default_factory=dict)  # descendant MID -> requested MID (merge_subclasses)
@@ -191,7 +193,7 @@ def class_pairs(layout: Layout, keys: Keys, mids: list[str], spec: SelectionSpec
             keep &= box_filter(spec)
         with CSV_PASSES:
             frames.append(_scan(table).filter(keep).select(ImageList.image_id, Box.label_name).collect(engine="streaming"))
-    listed = pl.scan_parquet(keys.images).select(ImageList.image_id, SUBSET)
+    listed = scan_stored(keys.images).select(ImageList.image_id, SUBSET)
     # Duplicates go after the pass (in the streaming pass, `unique` took longer than the read).
     pairs = pl.concat(frames).lazy().unique() if frames else pl.LazyFrame(schema={ImageList.image_id: pl.String, Box.label_name: pl.String})
     return pairs.join(listed, on=ImageList.image_id, how="inner").select(SUBSET, ImageList.image_id, Box.label_name).collect()
@@ -228,7 +230,7 @@ def _quota(pairs: pl.DataFrame, ranks: np.ndarray, per_class: int) -> pl.Series:
 
 def _classes(layout: Layout, keys: Keys, spec: SelectionSpec) -> tuple[list[tuple[str, str, str]], list[str], dict[str, str], list[str]]:
     """The requested classes resolved, the selected set (expanded, less the excluded), the merge map, notes."""
-    classes = pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name])
+    classes = read_stored(keys.labels, [Classes.label_name, Classes.display_name])
     requested, notes = resolve(list(spec.classes), classes)
     excluded, more_notes = resolve(list(spec.exclude_classes), classes)
     hierarchy = Hierarchy.read(layout) if spec.subclasses else Hierarchy({}, {})  # empty: every class stands alone
@@ -238,12 +240,12 @@ def _classes(layout: Layout, keys: Keys, spec: SelectionSpec) -> tuple[list[tupl
     return requested, mids, merge, notes + more_notes
 
 
-def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], work_dir: Path) -> Selection:
+def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], work_dir: WorkArea | Path) -> Selection:
     """Resolve, expand and draw; write the chosen images' key table and (subset, ImageID) list into `work_dir`."""
     if not spec.picks_images:  # drop_boxes alone: every image stays
         return Selection(spec, keys, None, ())
     requested, mids, merge, notes = _classes(layout, keys, spec)
-    candidates = pl.scan_parquet(keys.images).filter(pl.col(SUBSET).is_in(subsets)).select(SUBSET, ImageList.image_id).collect()
+    candidates = scan_stored(keys.images).filter(pl.col(SUBSET).is_in(subsets)).select(SUBSET, ImageList.image_id).collect()
     if spec.image_ids:
         listed = read_image_ids(spec.image_ids)
         candidates = candidates.join(listed, on=ImageList.image_id, how="inner", suffix="_listed").filter(
@@ -254,27 +256,24 @@ def select(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], 
     if spec.classes:
         candidates = pairs.select(SUBSET, ImageList.image_id).unique()
     chosen = draw(pairs, candidates, spec)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    images_path = work_dir / "selected-images.parquet"
-    chosen.write_parquet(images_path)
-    keys_path = work_dir / "selected-keys.parquet"
-    kept = pl.scan_parquet(keys.images).join(chosen.lazy(), on=[SUBSET, ImageList.image_id], how="semi", maintain_order="left")
-    kept.sink_parquet(keys_path)
+    work = WorkArea.of(work_dir)
+    images = work.write_parquet("selected-images.parquet", chosen)
+    kept = work.sink_parquet("selected-keys.parquet",
+                             scan_stored(keys.images).join(chosen.lazy(), on=[SUBSET, ImageList.image_id], how="semi", maintain_order="left"))
     per_subset = dict(chosen.group_by(SUBSET).len().iter_rows())
     available = pairs.group_by(SUBSET, Box.label_name).agg(pl.len().alias("available"))
     selected = pairs.join(chosen, on=[SUBSET, ImageList.image_id], how="semi").group_by(SUBSET, Box.label_name).agg(pl.len().alias("selected"))
     counts = available.join(selected, on=[SUBSET, Box.label_name], how="left").fill_null(0).sort(SUBSET, Box.label_name)
-    return Selection(spec, replace(keys, images=str(keys_path), images_per_subset=per_subset), str(images_path), tuple(mids),
+    return Selection(spec, replace(keys, images=kept, images_per_subset=per_subset), images, tuple(mids),
                      tuple(requested), merge, tuple(counts.iter_rows()), tuple(notes))
 
 
-def matching_masks(check: TableCheck, selection: Selection, work_dir: Path) -> TableCheck:
+def matching_masks(check: TableCheck, selection: Selection, work: WorkArea) -> TableCheck:
     """With only_matching, the segmentation CSV's mask jobs cut to the selected classes: other masks are not read."""
     if not (selection.spec.only_matching and check.mask_jobs):
         return check
-    path = work_dir / f"{Path(check.mask_jobs).stem}.selected.parquet"
-    pl.scan_parquet(check.mask_jobs).filter(pl.col(Box.label_name).is_in(list(selection.mids))).sink_parquet(path)
-    return replace(check, mask_jobs=str(path))
+    name = check.mask_jobs.name.removesuffix(".parquet") + ".selected.parquet"
+    return replace(check, mask_jobs=work.sink_parquet(name, scan_stored(check.mask_jobs).filter(pl.col(Box.label_name).is_in(list(selection.mids)))))
 
 
 def kept_classes(selection: Selection, parts: list) -> list[str]:
@@ -283,30 +282,30 @@ def kept_classes(selection: Selection, parts: list) -> list[str]:
     return sorted(used | set(selection.requested_mids))
 
 
-def prune_hierarchy(layout: Layout, classes: list[str], path: Path) -> tuple[list[str], Path | None]:
-    """Write the hierarchy cut to the paths from its root to `classes` at `path`; return `classes` with the classes
-    on those paths (every node but the root must stay defined in the class list), and the path (None without a
+def prune_hierarchy(layout: Layout, classes: list[str], work: WorkArea) -> tuple[list[str], StoredFile | None]:
+    """Write the hierarchy cut to the paths from its root to `classes` into `work`; return `classes` with the classes
+    on those paths (every node but the root must stay defined in the class list), and the file (None without a
     hierarchy)."""
     if not layout.hierarchy:
         return classes, None
     tree = Hierarchy.read(layout).pruned(set(classes))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(tree, indent=1))
-    return sorted(set(classes) | (Hierarchy.from_tree(tree).nodes() - {tree["LabelName"]})), path
+    nodes = Hierarchy.from_tree(tree).nodes()
+    with work.create(HIERARCHY_FILE) as handle:
+        handle.write(json.dumps(tree, indent=1).encode())
+    return sorted(set(classes) | (nodes - {tree["LabelName"]})), work.stored(HIERARCHY_FILE, len(nodes))
 
 
-def write_image_ids(selection: Selection, path: Path) -> dict:
-    """`Subset,ImageID` of the chosen images: given back as image_ids, it selects the same export."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pl.read_parquet(selection.images).select(pl.col(SUBSET).alias(ImageList.subset), ImageList.image_id).write_csv(path)
-    data = path.read_bytes()
-    return {"path": str(path), "images": data.count(b"\n") - 1, "sha256": hashlib.sha256(data).hexdigest()}
+def image_id_list(selection: Selection) -> tuple[bytes, dict]:
+    """`Subset,ImageID` of the chosen images (given back as image_ids, it selects the same export), with its line of
+    the report's selection section."""
+    data = read_stored(selection.images).select(pl.col(SUBSET).alias(ImageList.subset), ImageList.image_id).write_csv().encode()
+    return data, {"images": selection.images.count, "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def selection_summary(selection: Selection, parts: list | None = None) -> dict:
     """The report's selection section: parameters, resolved classes, per class and subset images available, selected
     and annotations kept (from the partition results `parts`), and the quotas not met."""
-    names = dict(pl.read_parquet(selection.keys.labels, columns=[Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
+    names = dict(read_stored(selection.keys.labels, [Classes.label_name, Classes.display_name]).drop_nulls().iter_rows())
     kept: dict[tuple[str, str], dict[str, int]] = {}
     for part in parts or []:
         for subset, label, rows in part.per_class:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
-from pathlib import Path
+from typing import IO
 
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)  # same bytes for the same input: no wall clock in the archive
 FIXED_DOS = (0, (FIXED_TIME[0] - 1980) << 9 | FIXED_TIME[1] << 5 | FIXED_TIME[2])  # MS-DOS (time, date)
@@ -20,13 +20,11 @@ COPY_CHUNK = 8 << 20
 
 
 class ShardWriter:
-    """A STORED zip written in one pass; members keep their archive path (`images/<subset>/<name>`)."""
+    """A STORED zip written in one pass into `target` (a local file or an upload: it never seeks); members keep
+    their archive path (`images/<subset>/<name>`)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._partial = path.with_name(f".{path.name}.partial")
-        self._path = path
-        self._zip = zipfile.ZipFile(self._partial, "w", zipfile.ZIP_STORED)
+    def __init__(self, target: IO[bytes]):
+        self._zip = zipfile.ZipFile(target, "w", zipfile.ZIP_STORED)
         self._end = 0
 
     def add(self, member: str, data: bytes) -> None:
@@ -45,11 +43,9 @@ class ShardWriter:
         self._end += len(header) + len(data)
         register(self._zip, info, self._end)
 
-    def close(self) -> Path:
-        """Finish the shard; it appears under its name only complete (a retried batch overwrites it)."""
+    def close(self) -> None:
+        """Write the shard's central directory (`target` stays open)."""
         self._zip.close()
-        self._partial.replace(self._path)
-        return self._path
 
 
 def new_entry(member: str, offset: int) -> tuple[zipfile.ZipInfo, bytes, int]:
@@ -60,9 +56,10 @@ def new_entry(member: str, offset: int) -> tuple[zipfile.ZipInfo, bytes, int]:
     return info, member.encode(), 0 if member.isascii() else UTF8_NAME
 
 
-def copy_entries(archive: zipfile.ZipFile, shard: Path, prefixes: tuple[str, ...]) -> int:
-    """Append the shard's members whose names start with one of `prefixes` to `archive`, bytes as they are."""
-    with zipfile.ZipFile(shard) as source, shard.open("rb") as raw:
+def copy_entries(archive: zipfile.ZipFile, raw: IO[bytes], prefixes: tuple[str, ...]) -> int:
+    """Append the members of the shard open in `raw` whose names start with one of `prefixes` to `archive`, bytes as
+    they are; returns how many."""
+    with zipfile.ZipFile(raw) as source:
         entries = [info for info in source.infolist() if info.filename.startswith(prefixes)]
         if len(entries) == len(source.infolist()):  # the whole shard: one bulk copy of everything before its directory
             return _append(archive, raw, entries, 0, source.start_dir)

@@ -15,6 +15,7 @@ from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 from .layout import CsvFile, Layout
 from .tables import iter_batches
 from .validation import Keys
+from .workarea import read_stored, scan_stored
 
 SIZE_BINS = 40  # box size histogram over [0, 1]
 UNLISTED = "(unlisted)"  # rows whose ImageID is in no image list (only an invalid source has them)
@@ -57,7 +58,7 @@ def layout_kind(layout: Layout) -> str:
 
 def sample_images(keys: Keys, per_subset: int) -> pl.DataFrame:
     """Up to `per_subset` images with a file per subset, evenly spaced in ImageID order: deterministic and spread out."""
-    ranked = (pl.scan_parquet(keys.images).filter(pl.col("path").is_not_null()).sort("subset", ImageList.image_id)
+    ranked = (scan_stored(keys.images).filter(pl.col("path").is_not_null()).sort("subset", ImageList.image_id)
               .with_columns(pl.int_range(pl.len()).over("subset").alias("rank"), pl.len().over("subset").alias("n")))
     bucket = pl.col("rank") * per_subset // pl.col("n")
     first_of_bucket = bucket != (pl.col("rank") - 1) * per_subset // pl.col("n")
@@ -66,7 +67,7 @@ def sample_images(keys: Keys, per_subset: int) -> pl.DataFrame:
 
 def dataset_stats(layout: Layout, keys: Keys, sample_ids: pl.Series | None = None) -> DatasetStats:
     """Read the boxes, image labels and segmentation CSVs once, in batches; keep the sampled images' rows."""
-    subsets = pl.read_parquet(keys.images, columns=[ImageList.image_id, "subset"])
+    subsets = read_stored(keys.images, [ImageList.image_id, "subset"])
     wanted = (sample_ids if sample_ids is not None else pl.Series([], dtype=pl.String)).implode()
     parts: dict[str, list[pl.DataFrame]] = {k: [] for k in ("classes", "sizes", "per_image", "labels", "masks", "sample_boxes", "sample_masks")}
     for table in layout.tables:
@@ -130,7 +131,7 @@ def _classes(frames: list[pl.DataFrame], keys: Keys) -> pl.DataFrame:
         if column not in counts.columns:
             counts = counts.with_columns(pl.lit(0, pl.Int64).alias(column))
     totals = counts.group_by("subset", Box.label_name).agg(pl.col("boxes", "labels").fill_null(0).sum().cast(pl.Int64))
-    names = pl.read_parquet(keys.labels, columns=[Classes.label_name, Classes.display_name]).unique(Classes.label_name)
+    names = read_stored(keys.labels, [Classes.label_name, Classes.display_name]).unique(Classes.label_name)
     return (totals.join(names, on=Box.label_name, how="left")
             .with_columns(pl.col(Classes.display_name).fill_null(pl.col(Box.label_name)))
             .sort(["subset", "boxes", "labels", Box.label_name], descending=[False, True, True, False]))

@@ -11,9 +11,10 @@ import tarfile
 import uuid
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import fsspec
@@ -336,6 +337,43 @@ def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any
         raise storage_error(PublishError, f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: "
                             f"{scrub(exc, storage_options)}", exc) from exc
     return dest_url
+
+
+@dataclass(frozen=True)
+class PartialFile:
+    """A file being published, under its hidden partial name at the destination (see `publishing`)."""
+
+    fs: fsspec.AbstractFileSystem
+    path: str
+
+    def open(self, mode: str = "rb") -> IO[bytes]:
+        return self.fs.open(self.path, mode)
+
+
+@contextmanager
+def publishing(dest_url: str, storage_options: dict[str, Any]) -> Iterator[PartialFile]:
+    """A new file for `dest_url` that appears there whole or not at all: written (and checked) under a hidden partial
+    name beside it, `.NAME.part-XXXXXXXX` (a killed run's is removed by the next one, see runlock), then moved into
+    place in one step: a rename locally, one copy on object stores (whose objects appear complete or not at all).
+    A storage fault is a PublishError; any error leaves nothing new there."""
+    fs = partial = None
+    try:
+        fs, path = fsspec.core.url_to_fs(dest_url, **storage_options)
+        parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+        partial = PartialFile(fs, f"{parent}/.{name}.part-{uuid.uuid4().hex[:8]}" if parent else f".{name}.part-{uuid.uuid4().hex[:8]}")
+        if is_local(fs):
+            fs.makedirs(parent, exist_ok=True)
+        yield partial
+        fs.mv(partial.path, path)
+    except OSError as exc:
+        raise storage_error(PublishError, f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: "
+                            f"{scrub(exc, storage_options)}", exc) from exc
+    finally:
+        if partial is not None:
+            try:
+                fs.rm(partial.path)
+            except OSError:  # moved into place, or never written (or the store is down: the next run removes it)
+                pass
 
 
 def _copy(source: Path, target: Path, callback: Callback) -> None:

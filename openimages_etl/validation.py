@@ -19,6 +19,7 @@ from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
 from .storage import SAFE_NAME, file_slug, member_path
+from .workarea import StoredFile, WorkArea, read_stored, scan_stored, schema_names
 from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, NotUtf8, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
@@ -30,8 +31,8 @@ HASH_SEED = 20180430  # any fixed seed: hashes are compared only within one proc
 class Keys:
     """Parquet files the checks across files join against, and the image count per subset."""
 
-    images: str  # ImageID, subset, rotation, path, height, width (from images.meta), file, line
-    labels: str  # LabelName, DisplayName
+    images: StoredFile  # ImageID, subset, rotation, path, height, width (from images.meta), file, line
+    labels: StoredFile  # LabelName, DisplayName
     images_per_subset: dict[str, int]
     has_image_files: bool
     failures: FailureSummary = field(default_factory=FailureSummary)
@@ -44,13 +45,14 @@ class TableCheck:
     table: CsvFile
     rows: int
     failures: FailureSummary
-    rejected_lines: str  # parquet: __line
-    mask_jobs: str | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
+    rejected_lines: StoredFile  # parquet: __line
+    mask_jobs: StoredFile | None = None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
     utf8: bool = True  # no byte that is not UTF-8: later passes may read strictly, which is faster
 
 
-def build_keys(layout: Layout, work_dir: Path) -> Keys:
-    """Read the small tables whole (classes) and the key columns of the image lists, then check them."""
+def build_keys(layout: Layout, work: WorkArea | Path) -> Keys:
+    """Read the small tables whole (classes) and the key columns of the image lists, then check them; the key tables
+    go to `work`'s keys/."""
     fs, base = layout.root.open_fs()
     log = FailureLog()
     (classes,) = layout.of_kind(TableKind.classes) or [None]
@@ -68,14 +70,12 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
         images = _attach_meta(fs, base, layout.images_meta, images, log)
     if layout.hierarchy:
         _check_hierarchy(fs, base, layout.hierarchy, set(labels.get_column(Classes.label_name).to_list()), log)
-    keys_dir = work_dir / "keys"
-    keys_dir.mkdir(parents=True, exist_ok=True)
-    images_path, labels_path = keys_dir / "images.parquet", keys_dir / "labels.parquet"
+    tables = WorkArea.of(work).sub("keys")
     # Sorted by subset and id: a subset's images are then a range that conversion batches slice without a sort.
-    images.unique(ImageList.image_id, keep="first", maintain_order=True).sort("subset", ImageList.image_id).write_parquet(images_path)
-    labels.write_parquet(labels_path)
+    images_ref = tables.write_parquet("images.parquet", images.unique(ImageList.image_id, keep="first", maintain_order=True)
+                                    .sort("subset", ImageList.image_id))
     per_subset = dict(images.group_by("subset").len().iter_rows())
-    return Keys(str(images_path), str(labels_path), per_subset, files.height > 0, log.summary())
+    return Keys(images_ref, tables.write_parquet("labels.parquet", labels), per_subset, files.height > 0, log.summary())
 
 
 def _image_list(fs, base: str, layout: Layout) -> pl.DataFrame:
@@ -164,12 +164,13 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
     log.add(failure_frame([{"file": path, "row": None, "column": "LabelName", **p} for p in problems]))
 
 
-def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
+def validate_table(layout: Layout, table: CsvFile, keys: Keys, work: WorkArea | Path,
                    keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
-    """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
+    """Every row of one CSV through its pandera model and the checks across files, batch by batch; the failing lines
+    (and a segmentation CSV's valid mask rows) go to `work`'s checks/."""
     references = [
-        (Box.label_name, KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
-        (Box.image_id, KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list", True),
+        (Box.label_name, KeyIndex(read_stored(keys.labels, [Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
+        (Box.image_id, KeyIndex(read_stored(keys.images, [ImageList.image_id]).to_series()), "ImageID in image list", True),
     ] if table.kind in ANNOTATIONS else []
     if table.kind in (TableKind.boxes, TableKind.masks) and keys.has_image_files:
         # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it needs its size.
@@ -182,17 +183,14 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
             rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), None, table, references, keep)
         except UnparsedValue:  # a value is not a number, or not UTF-8: the exact path reports each one with its line
             rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), not_utf8, table, references, keep)
-    out = work_dir / "checks"
-    out.mkdir(parents=True, exist_ok=True)
-    stem = file_slug(table.path)
-    rejected_path = out / f"{stem}.rejected.parquet"
-    pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}).write_parquet(rejected_path)
-    jobs_path = None
+    out, stem = WorkArea.of(work).sub("checks"), file_slug(table.path)
+    lines = out.write_parquet(f"{stem}.rejected.parquet",
+                              pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}))
+    mask_jobs = None
     if table.kind == TableKind.masks:
-        jobs_path = str(out / f"{stem}.maskjobs.parquet")
-        (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String,
-                                                          Segmentation.label_name: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
-    return TableCheck(table, rows, log.summary(), str(rejected_path), jobs_path, utf8=not not_utf8.found)
+        mask_jobs = out.write_parquet(f"{stem}.maskjobs.parquet", pl.concat(jobs) if jobs else pl.DataFrame(schema={
+            Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String, Segmentation.label_name: pl.String, LINE: pl.Int64}))
+    return TableCheck(table, rows, log.summary(), lines, mask_jobs, utf8=not not_utf8.found)
 
 
 def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references: list[tuple[str, "KeyIndex", str, bool]], keep: int):
@@ -221,8 +219,8 @@ def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references
 
 def _unsized(keys: Keys) -> pl.Series:
     """Listed images with neither a file nor a size in images.meta."""
-    images = pl.scan_parquet(keys.images)
-    sized = pl.col("height").is_not_null() if "height" in images.collect_schema().names() else pl.lit(False)
+    images = scan_stored(keys.images)
+    sized = pl.col("height").is_not_null() if "height" in schema_names(keys.images) else pl.lit(False)
     return images.filter(pl.col("path").is_null() & ~sized).select(ImageList.image_id).collect().to_series()
 
 

@@ -1,8 +1,6 @@
 """Convert and partition by subset: images and masks in batches, each CSV split in one pass."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Cancelled, State
@@ -10,9 +8,10 @@ from prefect.states import Cancelled, State
 from openimages_etl.config import ResizeMethod
 from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
 from openimages_etl.layout import Layout
-from openimages_etl.partition import PartitionResult, partition_table
+from openimages_etl.partition import PartitionResult, Rejected, partition_table
 from openimages_etl.selection import Selection
 from openimages_etl.validation import Keys, TableCheck
+from openimages_etl.workarea import StoredFile, WorkArea
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
@@ -23,9 +22,9 @@ def _not_started() -> State:
 
 @task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path,
+def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, work: WorkArea,
                    target_pixels: int | None, resize_method: ResizeMethod = ResizeMethod.fast) -> BatchResult | State:
-    result = convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, resize_method)
+    result = convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, resize_method)
     if result is None:
         return _not_started()
     get_run_logger().info("%s images %d-%d: %d converted, %.1f MB, %d failed", subset, offset, offset + limit,
@@ -35,8 +34,9 @@ def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: K
 
 @task(name="convert-masks", task_run_name="masks-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, out_dir: Path) -> BatchResult | State:
-    result = convert_mask_batch(layout, keys, check, offset, limit, out_dir)
+def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, work: WorkArea,
+                  sizes: list[StoredFile]) -> BatchResult | State:
+    result = convert_mask_batch(layout, keys, check, offset, limit, work, sizes)
     if result is None:
         return _not_started()
     get_run_logger().info("%s masks %d-%d: %d converted, %d failed", check.table.path, offset, offset + limit,
@@ -46,8 +46,9 @@ def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, ke
 
 @task(name="partition-csv", task_run_name="partition-{check.table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], out_dir: Path,
-                  selection: Selection | None = None, classes: list[str] | None = None) -> PartitionResult:
-    result = partition_table(check, keys, subsets, columns, out_dir, selection, classes)
+def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], work: WorkArea,
+                  selection: Selection | None = None, classes: list[str] | None = None,
+                  rejected: Rejected = Rejected()) -> PartitionResult:
+    result = partition_table(check, keys, subsets, columns, work, selection, classes, rejected)
     get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)
     return result

@@ -13,15 +13,15 @@ from prefect.cache_policies import NONE
 
 from openimages_etl.inline import data_urls
 from openimages_etl.layout import Layout
-from openimages_etl.package import build_zip
+from openimages_etl.package import PublishedZip, Staged, package
 from openimages_etl.progress import UploadProgress
 from openimages_etl.report import counts_table, to_json, to_markdown
 from openimages_etl.report_visuals import export_visuals, failure_visuals, selection_visuals, to_html, write_visuals
 from openimages_etl.reuse import source_key
 from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers
-from openimages_etl.storage import browser_url, display_url, join_url, publish_file
+from openimages_etl.selection import Selection, image_id_list
+from openimages_etl.storage import browser_url, display_url, join_url, publish_file, publishing
 from openimages_etl.tasks.progress import artifact_key
-from openimages_etl.validation import Keys
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 
@@ -61,32 +61,41 @@ def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options:
     return report
 
 
-@task(name="package-zip", task_run_name="zip-{name}", cache_policy=NONE)
-def package_zip(name: str, subsets: list[str], layout: Layout, keys: Keys,
-                columns: dict[str, list[str]], out_dir: Path, package_dir: Path, hierarchy: Path | None = None) -> Path:
-    path = build_zip(package_dir / f"{name}.zip", out_dir, layout, keys, columns, subsets, hierarchy)
-    get_run_logger().info("Built %s (%.1f MB)", path.name, path.stat().st_size / 1e6)
-    return path
-
-
-@task(name="upload", task_run_name="upload-{local.name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
+@task(name="package-zip", task_run_name="zip-{name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
-    url = publish_file(local, join_url(dest, local.name), storage_options, UploadProgress())
-    get_run_logger().info("Published %s", display_url(url))
-    return url
+def package_zip(name: str, subsets: list[str], layout: Layout, staged: Staged, dest: str,
+                storage_options: dict[str, Any]) -> PublishedZip:
+    """DEST/NAME.zip of `subsets`, streamed from the work area where the task runs (a Dask worker on a cluster), checked,
+    then put in place in one step (storage.publishing): DEST shows the whole zip or nothing new."""
+    url = join_url(dest, f"{name}.zip")
+    with publishing(url, storage_options) as partial:
+        members = package(partial, staged, layout, subsets, UploadProgress())
+        size = partial.fs.size(partial.path)
+    get_run_logger().info("Published %s (%.1f MB, %d files)", display_url(url), size / 1e6, members)
+    return PublishedZip(url, size, members)
+
+
+@task(name="publish-image-ids", retries=3, retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=transient_only,
+      cache_policy=NONE)
+def publish_image_ids(selection: Selection, name: str, dest: str, storage_options: dict[str, Any]) -> dict[str, Any]:
+    """DEST/NAME.image-ids.csv, the list that reproduces this export (--image-ids); returns its line of the report."""
+    data, listed = image_id_list(selection)
+    url = join_url(dest, f"{name}.image-ids.csv")
+    with publishing(url, storage_options) as partial, partial.open("wb") as out:
+        out.write(data)
+    return {**listed, "url": display_url(url)}
 
 
 @task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
-                 package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
-    """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,
+                 package: str | None = None, layout: Layout | None = None) -> dict[str, Any]:
+    """Pictures (drawn from the published zip at URL `package`, and of the failing files in `layout`) and the one-page HTML,
     then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
     Returns the report with its `pictures`."""
     started = time.perf_counter()
     folder = work_dir / "report" / f"{name}.report"
-    visuals = export_visuals(str(package), work_dir / "report") if package is not None else []
+    visuals = export_visuals(package, work_dir / "report", storage_options) if package is not None else []
     if report.get("selection"):
         visuals += selection_visuals(report["selection"])
     if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import s3fs
 
-from openimages_etl import storage
+from openimages_etl import package
 from openimages_etl.cli import main
 from openimages_etl.errors import PublishError, SourceError, UnreadableFileError, is_transient, storage_error
 from openimages_etl.flows import export_open_images
@@ -90,7 +90,7 @@ def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(pr
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
                                      sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200)
-    assert [r.run_count for r in runs if r.name == "upload-ds.zip"] == [2]
+    assert [r.run_count for r in runs if r.name == "zip-ds"] == [2]
 
 
 def _cli(args: list[str], env: dict) -> subprocess.Popen:
@@ -135,12 +135,11 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
 
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])
 def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(fault, cvat_dir, tmp_path, monkeypatch, capsys):
-    def failing_copy(source, target, callback):  # the fault only: half the bytes land, then the disk says no
-        data = Path(source).read_bytes()
-        Path(target).write_bytes(data[: len(data) // 2])
-        raise OSError(fault, os.strerror(fault), str(target))
+    def failing_write(archive, *args, **kwargs):  # the fault only: some of the zip's bytes land, then the disk says no
+        archive.fp.write(b"x" * 1000)
+        raise OSError(fault, os.strerror(fault))
 
-    monkeypatch.setattr(storage, "_copy", failing_copy)
+    monkeypatch.setattr(package, "write_deflated", failing_write)
     dest = tmp_path / "dest"
     assert main(["export", str(cvat_dir), str(dest), "--name", "ds"]) == 3
     assert os.strerror(fault) in capsys.readouterr().err

@@ -32,17 +32,19 @@ def test_key_index_agrees_with_polars(monkeypatch, small, keys):
 
 
 def test_shards_merge_raw_and_by_subset(tmp_path):
-    one = ShardWriter(tmp_path / "media" / "a.zip")
-    one.add("images/train/x.jpg", b"x" * 100)
-    one.add("masks/validation/y.png", b"y" * 10)
-    one.close()
-    two = ShardWriter(tmp_path / "media" / "b.zip")
-    two.add("images/validation/z.jpg", b"z" * 1000)
-    two.close()
+    shards = {tmp_path / "a.zip": [("images/train/x.jpg", b"x" * 100), ("masks/validation/y.png", b"y" * 10)],
+              tmp_path / "b.zip": [("images/validation/z.jpg", b"z" * 1000)]}
+    for path, members in shards.items():
+        with path.open("wb") as target:
+            shard = ShardWriter(target)
+            for member, data in members:
+                shard.add(member, data)
+            shard.close()
     with zipfile.ZipFile(tmp_path / "all.zip", "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("annotations/a.csv", "text " * 100)
-        for shard in sorted((tmp_path / "media").glob("*.zip")):
-            copy_entries(archive, shard, ("images/validation/", "masks/validation/"))
+        for path in shards:
+            with path.open("rb") as raw:
+                copy_entries(archive, raw, ("images/validation/", "masks/validation/"))
     with zipfile.ZipFile(tmp_path / "all.zip") as archive:
         assert archive.testzip() is None
         assert {n: len(archive.read(n)) for n in archive.namelist()} == {

@@ -42,7 +42,7 @@ def indexed(dataset, tmp_path_factory):
 
 def chosen(indexed, tmp_path, **spec) -> dict[str, list[str]]:
     selection = select(*indexed, SelectionSpec(**spec), SUBSETS, tmp_path / "selection")
-    frame = pl.read_parquet(selection.images)
+    frame = pl.read_parquet(selection.images.url)
     return {s: sorted(frame.filter(pl.col("subset") == s).get_column("ImageID")) for s in SUBSETS}
 
 
@@ -113,7 +113,7 @@ def test_quotas_with_overlapping_classes_meet_each_class_where_possible(indexed,
     selection = select(*indexed, SelectionSpec(("Vehicle", "Dog"), per_class=1), SUBSETS, tmp_path)
     for subset, mid, available, selected in selection.counts:
         assert selected >= min(1, available), (subset, mid)
-    train = pl.read_parquet(selection.images).filter(pl.col("subset") == "train").height
+    train = pl.read_parquet(selection.images.url).filter(pl.col("subset") == "train").height
     assert train < sum(1 for s, *_ in selection.counts if s == "train")  # shared images filled several quotas
 
 
