@@ -21,6 +21,7 @@ from prefect.runtime import deployment
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod, images_per_task
+from openimages_etl.csvcopy import csv_copies
 from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -85,7 +86,7 @@ def validate_open_images(
     """
     refuse_credentials(source, source_options, "source")
     get_run_logger().info("Validating %s", locations(source=source)["source"])
-    with work_folder() as work:
+    with work_folder() as work, csv_copies():  # copies of the source's CSVs taken in this process go at the end
         layout, keys = index_source(source, storage_options(source_options, source_block), work.path)
         checks = validate_tables(layout, keys, work, errors_per_check).result()
         failures = all_failures(keys, checks)
@@ -170,7 +171,7 @@ def export_open_images(
     logger = get_run_logger()
     logger.info("Exporting %s to %s", at["source"], join_url(at["dest"], f"{name}.zip"))
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
-    with export_lock(dest, name) as waited, work_folder(work_dir) as work:
+    with export_lock(dest, name) as waited, work_folder(work_dir) as work, csv_copies():
         run = claim_destination(source, source_options, dest, dest_options, parameters, waited, reuse)
         if run.get("previous"):
             return report_unchanged(run, name, dest, dest_options)

@@ -12,7 +12,7 @@ from fsspec.implementations.zip import ZipFileSystem
 
 from .config import Limits
 from .errors import SourceError, UnreadableFileError
-from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, find_files, is_local, member_path, safe_name
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, find_files, is_local, member_path, safe_name
 from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -49,7 +49,8 @@ class CsvFile:
     subset: str | None
     columns: tuple[str, ...]
     header: bool
-    local: str = ""  # a local file with its bytes, what readers scan: the file itself when the source is local
+    local: str = ""  # the file itself when the source is a local folder; else readers take a copy (csvcopy.local_csv)
+    root: DatasetRoot | None = field(default=None, compare=False, repr=False)  # where to copy it from
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             elif kind == "classes":
                 class_files.append(rel)
             else:
-                tables.append(_csv_file(fs, base, rel, kind, subset, index_dir))
+                tables.append(_csv_file(fs, base, rel, kind, subset, root))
         elif HIERARCHY.search(name):
             hierarchy = rel
         elif name == "images.meta":
@@ -105,7 +106,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             ignored.append(rel)
     if class_files:
         chosen = min(class_files, key=lambda n: next(i for i, r in enumerate(CLASS_FILE_RANK) if r.search(PurePosixPath(n).name)))
-        tables.insert(0, _csv_file(fs, base, chosen, "classes", None, index_dir))
+        tables.insert(0, _csv_file(fs, base, chosen, "classes", None, root))
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
@@ -157,19 +158,14 @@ def _classify_table(name: str) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, index_dir: Path) -> CsvFile:
+def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, root: DatasetRoot) -> CsvFile:
     path = member_path(base, rel)
     try:
         first = read_header(fs, path, rel)
-        if is_local(fs):
-            local = path
-        else:  # archive members and object stores: one local copy, scanned by validation and partitioning
-            local = str(index_dir / "csv" / file_slug(rel))
-            Path(local).parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(path, local)
     except ARCHIVE_READ_ERRORS as exc:
         raise SourceError(f"{rel}: corrupt archive member ({type(exc).__name__}: {exc})") from exc
+    local = path if is_local(fs) else ""  # archive members and object stores: each reading task copies what it reads
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
-        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local)
+        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local, root=root)
     check_header(kind, tuple(first), rel)
-    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local)
+    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local, root=root)
