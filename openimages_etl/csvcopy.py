@@ -2,11 +2,12 @@
 cluster shares no disk with the one that found the file. A copy is taken where it is read, once per scope."""
 from __future__ import annotations
 
+import functools
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, ParamSpec, TypeVar
 
 from .errors import SourceError
 from .storage import ARCHIVE_READ_ERRORS, display_url, file_slug, member_path
@@ -14,6 +15,7 @@ from .storage import ARCHIVE_READ_ERRORS, display_url, file_slug, member_path
 if TYPE_CHECKING:
     from .layout import CsvFile
 
+P, R = ParamSpec("P"), TypeVar("R")
 _lock = threading.Lock()  # one copy at a time per process: CSV passes take turns anyway (tables.CSV_PASSES)
 _copies: dict[tuple[str, str], str] = {}
 _folder: tempfile.TemporaryDirectory | None = None
@@ -56,3 +58,13 @@ def csv_copies() -> Iterator[None]:
                 _folder.cleanup()
                 _folder = None
                 _copies.clear()
+
+
+def with_csv_copies(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` run in a `csv_copies` scope: for a task, whose copies on its worker go when it ends. (A plain closure:
+    Dask pickles tasks, and a context manager used as a decorator holds a generator, which does not pickle.)"""
+    @functools.wraps(fn)
+    def scoped(*args: P.args, **kwargs: P.kwargs) -> R:
+        with csv_copies():
+            return fn(*args, **kwargs)
+    return scoped

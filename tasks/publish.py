@@ -23,7 +23,7 @@ from openimages_etl.storage import browser_url, display_url, join_url, publish_f
 from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.validation import Keys
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
-from openimages_etl.csvcopy import csv_copies
+from openimages_etl.csvcopy import with_csv_copies
 
 
 @task(name="claim-destination", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
@@ -80,7 +80,7 @@ def upload(local: Path, dest: str, storage_options: dict[str, Any]) -> str:
 
 @task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-@csv_copies()  # the CSVs it reads, copied on this worker, go when it ends
+@with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
                  package: Path | None = None, layout: Layout | None = None) -> dict[str, Any]:
     """Pictures (drawn from the built zip `package`, and of the failing files in `layout`) and the one-page HTML,

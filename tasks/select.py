@@ -9,11 +9,11 @@ from prefect.cache_policies import NONE
 from openimages_etl.layout import Layout
 from openimages_etl.selection import Selection, SelectionSpec, select
 from openimages_etl.validation import Keys
-from openimages_etl.csvcopy import csv_copies
+from openimages_etl.csvcopy import with_csv_copies
 
 
 @task(name="select-images", cache_policy=NONE)
-@csv_copies()  # the CSVs it reads, copied on this worker, go when it ends
+@with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def select_images(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], work_dir: Path) -> Selection:
     selection = select(layout, keys, spec, subsets, work_dir / "selection")
     logger = get_run_logger()
