@@ -14,6 +14,7 @@ The deployment variant that runs on Dask is `flows/export_dask.py`.
 from __future__ import annotations
 
 from prefect import Flow
+from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
 
 from openimages_etl.errors import UsageError
@@ -27,6 +28,14 @@ def require_shared_api(address: str | None) -> None:
         raise UsageError(f"--dask {address}: the workers report to the flow's Prefect API, and PREFECT_API_URL is not set. "
                          "Start a server every worker reaches (prefect server start --host 0.0.0.0) and set "
                          "PREFECT_API_URL=http://HOST:4200/api here; the workers get it from the flow.")
+
+
+def worker_slots() -> int:
+    """Tasks the current flow run's Dask workers run at once (their threads); 1 on any other task runner."""
+    runner = FlowRunContext.get().task_runner
+    if type(runner).__name__ != "DaskTaskRunner":
+        return 1
+    return sum(runner.client.nthreads().values())
 
 
 def dask_task_runner(address: str | None = None, workers: int | None = None):

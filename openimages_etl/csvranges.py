@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
-from .errors import Failure
+from .errors import Failure, UnreadableFileError
 from .failures import FAILURE_COLUMNS, GROUP, FailureSummary
-from .layout import CsvFile
+from .layout import CsvFile, Layout
 from .storage import file_slug, member_path
 from .tables import LINE
-from .validation import TableCheck
+from .validation import Keys, TableCheck, validate_table
 
 MIN_RANGE_BYTES = 64 << 20  # below this a range costs more in tasks and copies than its second core gives
 READ_CHUNK = 8 << 20
@@ -31,14 +31,6 @@ def byte_ranges(table: CsvFile, slots: int) -> list[tuple[int, int]]:
     """(start, end) of each range: one per slot, none under MIN_RANGE_BYTES; one range is the whole file."""
     parts = max(1, min(slots, table.size // MIN_RANGE_BYTES))
     return [(table.size * i // parts, table.size * (i + 1) // parts) for i in range(parts)]
-
-
-@dataclass(frozen=True)
-class RangeCheck:
-    """A range's verdict (line numbers from its first record), or None when it cannot be read on its own."""
-
-    check: TableCheck | None
-    quotes: int = 0
 
 
 def cut_range(table: CsvFile, start: int, end: int, folder: str) -> tuple[CsvFile, int]:
@@ -94,6 +86,27 @@ def _records(raw, start: int, end: int):
         pos, buffer = pos + len(buffer), b""
 
 
+def validate_range(layout: Layout, table: CsvFile, start: int, end: int, keys: Keys, work_dir: Path, keep: int) -> TableCheck | None:
+    """The verdict on the records starting in [start, end) of `table`, line numbers counted from the first; None when
+    the range cannot be read on its own (a quoted field across an edge, a row polars refuses): see `merged_check`."""
+    with tempfile.TemporaryDirectory(prefix="openimages-etl-range-") as folder:
+        part, quotes = cut_range(table, start, end, folder)
+        if quotes % 2:
+            return None
+        try:
+            return validate_table(layout, part, keys, work_dir, keep, part=f".{start}")
+        except UnreadableFileError:
+            return None
+
+
+def merged_check(layout: Layout, table: CsvFile, parts: list[TableCheck | None], keys: Keys, work_dir: Path, keep: int) -> TableCheck:
+    """The ranges' verdicts as one; the whole file validated in one pass when a range could not be read alone."""
+    if any(part is None for part in parts):
+        _remove_work_files([part for part in parts if part])
+        return validate_table(layout, table, keys, work_dir, keep)
+    return merge_ranges(table, parts, work_dir, keep)
+
+
 def merge_ranges(table: CsvFile, parts: list[TableCheck], work_dir: Path, keep: int) -> TableCheck:
     """One TableCheck for the whole file from its ranges' (in order), every line number shifted to the file's."""
     offsets, before = [], 0
@@ -118,11 +131,15 @@ def merge_ranges(table: CsvFile, parts: list[TableCheck], work_dir: Path, keep: 
     if parts[0].mask_jobs:
         jobs = str(out / f"{stem}.maskjobs.parquet")
         _concat_shifted([p.mask_jobs for p in parts], offsets).write_parquet(jobs)
+    _remove_work_files(parts)
+    return TableCheck(table, before, summary, str(rejected), jobs, utf8=all(p.utf8 for p in parts))
+
+
+def _remove_work_files(parts: list[TableCheck]) -> None:
     for part in parts:
         for path in (part.rejected_lines, part.mask_jobs):
             if path:
                 os.remove(path)
-    return TableCheck(table, before, summary, str(rejected), jobs, utf8=all(p.utf8 for p in parts))
 
 
 def _shifted(frame: pl.DataFrame, column: str, offset: int) -> pl.DataFrame:

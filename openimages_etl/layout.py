@@ -51,6 +51,7 @@ class CsvFile:
     header: bool
     local: str = ""  # the file itself when the source is a local folder; else readers take a copy (csvcopy.local_csv)
     root: DatasetRoot | None = field(default=None, compare=False, repr=False)  # where to copy it from
+    size: int = 0  # bytes: a large file is validated as byte ranges on a cluster (csvranges.py)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,8 @@ def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, root: Data
     except ARCHIVE_READ_ERRORS as exc:
         raise SourceError(f"{rel}: corrupt archive member ({type(exc).__name__}: {exc})") from exc
     local = path if is_local(fs) else ""  # archive members and object stores: each reading task copies what it reads
+    size = fs.size(path)
     if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
-        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local, root=root)
+        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local, root=root, size=size)
     check_header(kind, tuple(first), rel)
-    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local, root=root)
+    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local, root=root, size=size)

@@ -196,7 +196,8 @@ def check_batch(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
             pl.when(pl.col("index").is_not_null()).then(lines).cast(pl.Int64).alias("row"),
             pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
             pl.col("check"),
-            pl.col("failure_case").cast(pl.String).str.slice(0, 200).alias("value"),
+            # a check on the whole row shows the row without its line number: that is `row`, counted from where the read began
+            pl.col("failure_case").cast(pl.String).str.replace(f'^\\{{"{LINE}":\\d+,', "{").str.slice(0, 200).alias("value"),
         )
     return pl.DataFrame(schema=FAILURE_SCHEMA)
 

@@ -165,8 +165,9 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
 
 
 def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
-                   keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
-    """Every row of one CSV through its pandera model and the checks across files, batch by batch."""
+                   keep: int = FAILURES_KEPT_PER_CHECK, part: str = "") -> TableCheck:
+    """Every row of one CSV through its pandera model and the checks across files, batch by batch; `part` names the
+    work files of one byte range of it (csvranges.py)."""
     references = [
         (Box.label_name, KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
         (Box.image_id, KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list", True),
@@ -184,7 +185,7 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
             rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), not_utf8, table, references, keep)
     out = work_dir / "checks"
     out.mkdir(parents=True, exist_ok=True)
-    stem = file_slug(table.path)
+    stem = file_slug(table.path) + part
     rejected_path = out / f"{stem}.rejected.parquet"
     pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}).write_parquet(rejected_path)
     jobs_path = None
