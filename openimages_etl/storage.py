@@ -72,7 +72,8 @@ def display_url(url: str) -> str:
     if not parts.scheme or len(parts.scheme) == 1:  # plain path (or a Windows drive letter)
         return url
     netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    # urlunsplit drops an empty netloc's `//`: `zip://` (a chain's first part) would read `zip:`
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) if netloc else f"{parts.scheme}://{parts.path}"
 
 
 def absolute_location(url: str, what: str, relative_ok: bool = True) -> str:
