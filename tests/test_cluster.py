@@ -117,7 +117,7 @@ def test_export_and_validate_on_workers_without_a_shared_disk(cvat_dir, s3_bucke
     s3.invalidate_cache()
     s3.get_file(f"{dest}/team.zip", str(tmp_path / "cluster.zip"))
     # the same source exported on threads in one process, the reference
-    local = subprocess.run([str(BIN / "openimages-etl"), "export", str(archive), str(tmp_path / "threads")], env=env,
+    local = subprocess.run([str(BIN / "openimages-etl"), "export", str(archive), str(tmp_path / "threads"), "--name", "team"], env=env,
                            capture_output=True, text=True, timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     with zipfile.ZipFile(tmp_path / "cluster.zip") as got:
