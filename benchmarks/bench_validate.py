@@ -4,7 +4,10 @@ The dataset is Google's V4 train files at their real size: a 14.6 M-row (1.19 GB
 image list with all 12 columns, the 600 boxable classes. Every check is on, those across files included.
 Goals: `validate` and partitioning each within 2x the bare read, each with peak RSS <= 2 GB.
 
-    python benchmarks/bench_validate.py [--rows 14600000] [--images 1740000]
+    python benchmarks/bench_validate.py [--rows 14600000] [--images 1740000] [--dask]
+
+With --dask, `validate` on a LocalCluster of 1 and of 2 one-thread workers instead (issue 13 §5: on 2 the bbox
+CSV goes as 2 byte ranges), and the ratio of the two.
 """
 from __future__ import annotations
 
@@ -18,10 +21,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=14_600_000)
     parser.add_argument("--images", type=int, default=1_740_000)
+    parser.add_argument("--dask", action="store_true", help="validate on 1 and 2 Dask workers instead")
     args = parser.parse_args()
     source = official_annotations(args.rows, args.images)
     bbox = source / "train-annotations-bbox.csv"
     print(f"{machine()}\ninput: {bbox.stat().st_size / 1e9:.2f} GB bbox CSV, {args.rows} rows; {args.images} images ({source})")
+    if args.dask:
+        with prefect_server() as env:
+            one, two = (measure(f"validate on {n} Dask worker(s)", [*OURS, "validate", str(source), "--workers", str(n)], env) for n in (1, 2))
+        print(table([one, two]))
+        print(verdict("validate: efficiency from 1 to 2 workers", one.seconds / (2 * two.seconds), 0.8))
+        return
     baseline = measure("bare pyarrow.csv.read_csv of the bbox CSV", [*OURS, "read-csv", str(bbox)])
     with prefect_server() as env:
         validate = measure("openimages-etl validate (flow)", [*OURS, "validate", str(source)], env)

@@ -58,8 +58,13 @@ def stage_spans(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
 def validate(args) -> dict:
     from openimages_etl.flows import validate_open_images
 
+    flow = validate_open_images
+    if args.workers:  # on a LocalCluster of that many one-thread workers: large CSVs go as byte ranges
+        from openimages_etl.flows.scaleout import on_dask
+
+        flow = on_dask(validate_open_images, None, args.workers)
     started = time.perf_counter()
-    summary = validate_open_images(source=args.source)
+    summary = flow(source=args.source)
     return {"seconds": time.perf_counter() - started, "rows": summary["rows"]}
 
 
@@ -187,6 +192,7 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("source")
         sub.set_defaults(run=function)
+    commands.choices["validate"].add_argument("--workers", type=int, default=None)
     sub.add_argument("--select", default=None, metavar="CLASS")
     sub.add_argument("--per-class", type=int, default=2000)
     sub = commands.add_parser("select")

@@ -8,6 +8,7 @@ installed runs them; no code storage step is needed.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prefect import get_client, serve
@@ -23,7 +24,7 @@ from openimages_etl.events import OBJECT_CREATED
 from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.objects import ARCHIVE_PATTERNS, canonical_url
 
-ADHOC, SCHEDULED, ON_UPLOAD = "adhoc", "scheduled", "on-upload"
+ADHOC, SCHEDULED, ON_UPLOAD, ADHOC_DASK = "adhoc", "scheduled", "on-upload", "adhoc-dask"
 TAGS = ["openimages-etl"]
 
 
@@ -38,6 +39,7 @@ class Settings:
     resize_method: ResizeMethod = ResizeMethod.fast
     patterns: tuple[str, ...] = ARCHIVE_PATTERNS
     concurrency: int = 1
+    dask: str | None = None  # scheduler address (tcp://host:8786): adds the variant of adhoc that runs on Dask
 
 
 def build_deployments(settings: Settings) -> list[RunnerDeployment]:
@@ -48,7 +50,7 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
               "resize_method": settings.resize_method.value}
     watched = {**shared, "source": prefix, "patterns": list(settings.patterns)}
     common = {"tags": TAGS, "entrypoint_type": EntrypointType.MODULE_PATH}
-    return [
+    deployments = [
         export_open_images.to_deployment(
             ADHOC, parameters=shared, concurrency_limit=settings.concurrency, **common,
             description="Export one dataset: fill in the form (Run > Custom run) with its source."),
@@ -66,10 +68,29 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
                 for_each={"prefect.resource.id"}, parameters={"source": "{{ event.resource.id }}"})],
             description=f"Export each archive announced by `openimages-etl watch` or `relay` under {settings.source}."),
     ]
+    if settings.dask:
+        deployments.append(_on_dask(settings.dask, shared, settings.concurrency, common))
+    return deployments
+
+
+def _on_dask(address: str, parameters: dict, concurrency: int, common: dict) -> RunnerDeployment:
+    """adhoc with its tasks on the Dask scheduler at `address` (flows/export_dask.py reads it from the run's env)."""
+    from openimages_etl.flows.export_dask import DASK_ADDRESS, export_on_dask
+
+    variant = export_on_dask.to_deployment(
+        ADHOC_DASK, parameters=parameters, concurrency_limit=concurrency, job_variables={"env": {DASK_ADDRESS: address}}, **common,
+        description=f"Export one dataset with its tasks on the Dask cluster at {address} (workers need no shared disk).")
+    variant.entrypoint = "openimages_etl.flows.export_dask.export_on_dask"  # Prefect derives the plain flow's from its function
+    return variant
 
 
 def serve_deployments(settings: Settings, limit: int | None = None) -> None:
-    """Run the deployments from this process until interrupted (Ctrl-C pauses their schedules)."""
+    """Run the deployments from this process until interrupted (Ctrl-C pauses their schedules). Runs are its
+    subprocesses: they inherit the Dask address of the variant from its environment."""
+    if settings.dask:
+        from openimages_etl.flows.export_dask import DASK_ADDRESS
+
+        os.environ[DASK_ADDRESS] = settings.dask
     serve(*build_deployments(settings), limit=limit)
 
 

@@ -22,8 +22,11 @@ from prefect.runtime import deployment
 
 from openimages_etl.accounting import media_rows
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod
+from openimages_etl.csvcopy import csv_copies
+from openimages_etl.csvranges import byte_ranges
 from openimages_etl.errors import InvalidDataError
 from openimages_etl.failures import FailureSummary
+from openimages_etl.flows.scaleout import worker_slots
 from openimages_etl.layout import Layout
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.runlock import export_lock
@@ -36,7 +39,7 @@ from openimages_etl.tasks.outcomes import fails_cleanly
 from openimages_etl.tasks.progress import artifact_key, wait_with_progress
 from openimages_etl.tasks.publish import claim_destination, report_unchanged
 from openimages_etl.tasks.select import select_images
-from openimages_etl.tasks.validate import index_dataset, validate_csv
+from openimages_etl.tasks.validate import index_dataset, merge_csv_ranges, validate_csv, validate_csv_range
 from openimages_etl.tasks.workfolder import WorkFolder, work_folder
 from openimages_etl.validation import Keys, TableCheck
 
@@ -46,14 +49,24 @@ from .stages import (ExportJob, RunEnd, choose_subsets, convert_image_batches, c
 
 def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder) -> tuple[Layout, Keys]:
     """Step 1 and the key tables of step 2, shared by both flows."""
-    root = fetch_source(source, storage_options, work.path)
-    layout = discover_layout(root, work.path)
+    root = fetch_source(source, storage_options, work.area)
+    layout = discover_layout(root, work.area)
     return layout, index_dataset(layout, work.area)
 
 
 def validate_tables(layout: Layout, keys: Keys, work: WorkFolder, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
-    """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted."""
-    return work.track(validate_csv.map(list(layout.tables), unmapped(layout), unmapped(keys), unmapped(work.area), unmapped(keep)))
+    """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted. On Dask a large CSV
+    goes as byte ranges, one task each, whose verdicts one more task merges."""
+    checks, slots = [], worker_slots()
+    for table in layout.tables:
+        ranges = byte_ranges(table, slots)
+        if len(ranges) == 1:
+            checks.append(validate_csv.submit(table, layout, keys, work.area, keep))
+            continue
+        parts = work.track(validate_csv_range.map(unmapped(table), [a for a, _ in ranges], [b for _, b in ranges],
+                                                  unmapped(layout), unmapped(keys), unmapped(work.area), unmapped(keep)))
+        checks.append(merge_csv_ranges.submit(table, parts, layout, keys, work.area, keep))
+    return work.track(PrefectFutureList(checks))
 
 
 def locations(**urls: str) -> dict[str, str]:
@@ -85,7 +98,7 @@ def validate_open_images(
     """
     refuse_credentials(source, source_options, "source")
     get_run_logger().info("Validating %s", locations(source=source)["source"])
-    with work_folder() as work:
+    with work_folder() as work, csv_copies():  # copies of the source's CSVs taken in this process go at the end
         layout, keys = index_source(source, storage_options(source_options, source_block), work)
         checks = validate_tables(layout, keys, work, errors_per_check).result()
         failures = all_failures(keys, checks)
@@ -161,7 +174,7 @@ def export_open_images(
         run = claim_destination(job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.reuse)
         if run.get("previous"):
             return report_unchanged(run, job.name, job.dest, job.dest_options)
-        with work_folder(*job.work_location(FlowRunContext.get().task_runner)) as work:
+        with work_folder(*job.work_location(FlowRunContext.get().task_runner)) as work, csv_copies():
             # 1-2. the source's files and key tables; a selection's images, before anything is read for the export
             layout, keys = index_source(job.source, job.source_options, work)
             chosen = choose_subsets(keys, job.subsets)

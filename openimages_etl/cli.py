@@ -145,6 +145,8 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
         _add_resize_method(command)
         command.add_argument("--pattern", **patterns)
         command.add_argument("--concurrency", type=int, help="runs at a time of the adhoc and on-upload deployments (default: 1)")
+        command.add_argument("--dask", metavar="ADDRESS", help="also an adhoc-dask deployment: its tasks on the Dask scheduler "
+                             "at ADDRESS (tcp://host:8786)")
         if name == "deploy":
             command.add_argument("--pool", required=True, help="process work pool (prefect work-pool create NAME --type process)")
         command.set_defaults(run=run)
@@ -254,7 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     from openimages_etl.deployments import Settings
 
-    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns)}
+    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns), "dask": args.dask}
     return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size), resize_method=ResizeMethod(args.resize_method),
                     **{key: value for key, value in given.items() if value})
 

@@ -167,7 +167,7 @@ def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: i
     jobs = (mask_jobs(check, keys).slice(offset, limit)
             .join(exported_sizes(keys, sizes).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left",
                   maintain_order="left")
-            .join(pl.scan_parquet(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left",
+            .join(scan_stored(layout.mask_files).unique("name"), left_on=Segmentation.mask_path, right_on="name", how="left",
                   maintain_order="left")
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}

@@ -14,6 +14,7 @@ from .report_visuals import dataset_visuals, write_visuals
 from .stats import DatasetStats, layout_kind
 from .storage import display_url, stage_source
 from .validation import build_keys
+from .workarea import scan_stored
 
 TOP_CLASSES = 30
 
@@ -41,7 +42,7 @@ def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_d
         tables: dict[str, list[str]] = {}
         for table in layout.tables:
             tables.setdefault(table.kind, []).append(table.path)
-        image_files = pl.scan_parquet(layout.image_files).select(pl.len()).collect().item()
+        image_files = scan_stored(layout.image_files).select(pl.len()).collect().item()
         write_visuals(visuals, charts_dir)
         charts = [(str(charts_dir / v.file), v.title) for v in visuals]
         chosen = select(layout, keys, selection, sorted(keys.images_per_subset), work / "selection") if selection and selection.picks_images else None

@@ -5,7 +5,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
@@ -14,7 +14,8 @@ from openimages_etl.schemas.kinds import TABLES, TableKind, check_header
 
 from .config import Limits
 from .errors import SourceError, UnreadableFileError
-from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, find_files, is_local, member_path, safe_name
+from .workarea import StoredFile, WorkArea
+from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, find_files, is_local, member_path, safe_name
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 CLASS_HEADER = tuple(TABLES[TableKind.classes].columns)  # the columns of a class file without a header line
@@ -40,7 +41,9 @@ class CsvFile:
     subset: str | None
     columns: tuple[str, ...]
     header: bool
-    local: str = ""  # a local file with its bytes, what readers scan: the file itself when the source is local
+    local: str = ""  # the file itself when the source is a local folder; else readers take a copy (csvcopy.local_csv)
+    root: DatasetRoot | None = field(default=None, compare=False, repr=False)  # where to copy it from
+    size: int = 0  # bytes: a large file is validated as byte ranges on a cluster (csvranges.py)
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,8 @@ class Layout:
     tables: tuple[CsvFile, ...]
     hierarchy: str | None
     images_meta: str | None
-    image_files: str  # parquet: path, folder, stem
-    mask_files: str  # parquet: name, shard (zip holding it, or null), path
+    image_files: StoredFile  # parquet: path, folder, stem
+    mask_files: StoredFile  # parquet: name, shard (zip holding it, or null), path
     ignored: tuple[str, ...] = field(default=())
 
     def of_kind(self, kind: TableKind) -> list[CsvFile]:
@@ -68,8 +71,9 @@ def read_header(fs, path: str, shown: str) -> list[str]:
         raise UnreadableFileError(shown, 1, f"malformed header line ({exc})") from exc
 
 
-def discover(root: DatasetRoot, index_dir: Path) -> Layout:
-    """List the root once and sort every file into its role."""
+def discover(root: DatasetRoot, index: WorkArea | str) -> Layout:
+    """List the root once and sort every file into its role; the file indexes go to `index`."""
+    index = WorkArea.of(index)
     fs, base = root.open_fs()
     paths = [rel for rel in (p[len(base):].lstrip("/") if base else p for p in find_files(fs, base)) if rel]
     files = _file_roles(sorted(paths))
@@ -85,7 +89,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             elif kind == TableKind.classes:
                 class_files.append(rel)
             else:
-                tables.append(_csv_file(fs, base, rel, kind, subset, index_dir))
+                tables.append(_csv_file(fs, base, rel, kind, subset, root))
         elif HIERARCHY.search(name):
             hierarchy = rel
         elif name == "images.meta":
@@ -96,7 +100,7 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
             ignored.append(rel)
     if class_files:
         chosen = min(class_files, key=lambda n: next(i for i, r in enumerate(CLASS_FILE_RANK) if r.search(PurePosixPath(n).name)))
-        tables.insert(0, _csv_file(fs, base, chosen, TableKind.classes, None, index_dir))
+        tables.insert(0, _csv_file(fs, base, chosen, TableKind.classes, None, root))
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
@@ -113,11 +117,9 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
         pngs = [m for m in members if m.lower().endswith(".png")]
         masks.append(pl.DataFrame({"name": [PurePosixPath(m).name for m in pngs], "shard": [shard] * len(pngs), "path": pngs},
                                   schema={"name": pl.String, "shard": pl.String, "path": pl.String}))
-    index_dir.mkdir(parents=True, exist_ok=True)
-    image_index, mask_index = index_dir / "image_files.parquet", index_dir / "mask_files.parquet"
-    images.write_parquet(image_index)
-    pl.concat(masks).write_parquet(mask_index)
-    return Layout(root, tuple(tables), hierarchy, meta, str(image_index), str(mask_index), tuple(ignored))
+    image_index = index.write_parquet("image_files.parquet", images)
+    mask_index = index.write_parquet("mask_files.parquet", pl.concat(masks))
+    return Layout(root, tuple(tables), hierarchy, meta, image_index, mask_index, tuple(ignored))
 
 
 def _file_roles(paths: list[str]) -> pl.DataFrame:
@@ -149,19 +151,15 @@ def _classify_table(name: str) -> tuple[TableKind | None, str | None]:
     return None, None
 
 
-def _csv_file(fs, base: str, rel: str, kind: TableKind, subset: str | None, index_dir: Path) -> CsvFile:
+def _csv_file(fs, base: str, rel: str, kind: TableKind, subset: str | None, root: DatasetRoot) -> CsvFile:
     path = member_path(base, rel)
     try:
         first = read_header(fs, path, rel)
-        if is_local(fs):
-            local = path
-        else:  # archive members and object stores: one local copy, scanned by validation and partitioning
-            local = str(index_dir / "csv" / file_slug(rel))
-            Path(local).parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(path, local)
     except ARCHIVE_READ_ERRORS as exc:
         raise SourceError(f"{rel}: corrupt archive member ({type(exc).__name__}: {exc})") from exc
+    local = path if is_local(fs) else ""  # archive members and object stores: each reading task copies what it reads
+    size = fs.size(path)
     if kind == TableKind.classes and tuple(first[:2]) != CLASS_HEADER:
-        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local)
+        return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local, root=root, size=size)
     check_header(kind, tuple(first), rel)
-    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local)
+    return CsvFile(rel, kind, subset, tuple(first), header=True, local=local, root=root, size=size)

@@ -26,6 +26,7 @@ from .config import BoxFlag
 from .errors import SourceError, UsageError
 from .hierarchy import Hierarchy
 from .layout import CsvFile, Layout
+from .csvcopy import local_csv
 from .tables import CSV_PASSES
 from .validation import Keys, TableCheck
 from .workarea import StoredFile, WorkArea, read_stored, scan_stored
@@ -200,7 +201,7 @@ def class_pairs(layout: Layout, keys: Keys, mids: list[str], spec: SelectionSpec
 
 
 def _scan(table: CsvFile) -> pl.LazyFrame:
-    return pl.scan_csv(table.local, has_header=table.header, schema={c: pl.String for c in table.columns}, raise_if_empty=False)
+    return pl.scan_csv(local_csv(table), has_header=table.header, schema={c: pl.String for c in table.columns}, raise_if_empty=False)
 
 
 def draw(pairs: pl.DataFrame, candidates: pl.DataFrame, spec: SelectionSpec) -> pl.DataFrame:

@@ -32,6 +32,9 @@ COPY_CHUNK = 8 << 20
 RATIO_FLOOR_BYTES = 1 << 20  # smaller members are not ratio-checked: they cannot be bombs
 # Raised while reading a member of an archive whose bytes do not match its directory (truncated, lying sizes, bad CRC).
 ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
+# Raised while streaming a tar that is cut short or not one. TypeError: tarfile's stream reader on a gzip header cut
+# short (found by tests/test_properties.py).
+TAR_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, TypeError)
 _SECRET_KEY = re.compile(r"key|secret|token|password|passwd|credential|session", re.IGNORECASE)
 # Values from the data that become file names (Subset, MaskPath): a leading letter, digit or `_`, no separator, no
 # `..` (a dot is followed by another character or ends the name: polars' regex has no look-ahead to say it so).
@@ -72,7 +75,8 @@ def display_url(url: str) -> str:
     if not parts.scheme or len(parts.scheme) == 1:  # plain path (or a Windows drive letter)
         return url
     netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    # urlunsplit drops an empty netloc's `//`: `zip://` (a chain's first part) would read `zip:`
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) if netloc else f"{parts.scheme}://{parts.path}"
 
 
 def absolute_location(url: str, what: str, relative_ok: bool = True) -> str:
@@ -203,9 +207,12 @@ class DatasetRoot:
         return fs, root.rstrip("/")
 
 
-def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path, limits: Limits | None = None) -> DatasetRoot:
-    """Make the source readable in place: folders and local zips as they are, remote zips copied once,
-    tars extracted once (they have no index to seek in). Archives pass the guards of `limits` first."""
+def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path | str, limits: Limits | None = None,
+                 work_options: dict[str, Any] | None = None) -> DatasetRoot:
+    """Make the source readable where it is, from any worker: folders as they are, zips in place (a remote one
+    by range reads through `zip://::URL`), tars once into the work area (they have no index to seek in): extracted
+    into a local one, repacked as a STORED zip into a remote one (one object, read by range like a zip source).
+    Archives pass the guards of `limits` first."""
     shown = display_url(url)
     limits = limits or Limits.from_env()
     try:
@@ -220,23 +227,27 @@ def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path, limi
     kind = archive_kind(path)
     if kind is None:
         raise SourceError(f"{shown}: not a folder nor a {'/'.join(ARCHIVE_KINDS)} archive")
-    work_dir.mkdir(parents=True, exist_ok=True)
     if kind == "zip":
-        local = path if is_local(fs) else _download(fs, path, work_dir / "source.zip")
         try:
-            with zipfile.ZipFile(local) as archive:
+            with fs.open(path, "rb") as raw, zipfile.ZipFile(raw) as archive:  # the central directory, by range reads
                 check_zip(archive, shown, limits)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
             raise SourceError(f"{shown}: not a readable zip archive ({exc})") from exc
-        return DatasetRoot(f"zip://::{local}")
-    target = work_dir / "source"
-    _extract_tar(fs, path, target, shown, limits)
-    return DatasetRoot(str(target))
+        return zip_root(path if is_local(fs) else url, {} if is_local(fs) else storage_options)
+    work_fs, work_path = fsspec.core.url_to_fs(str(work_dir), **(work_options or {}))
+    if is_local(work_fs):
+        target = Path(work_path) / "source"
+        _extract_tar(fs, path, target, shown, limits)
+        return DatasetRoot(str(target))
+    target = join_url(str(work_dir), "source.zip")
+    _repack_tar(fs, path, work_fs, work_fs._strip_protocol(target), shown, limits)
+    return zip_root(target, work_options or {})
 
 
-def _download(fs: fsspec.AbstractFileSystem, path: str, local: Path) -> str:
-    fs.get_file(path, str(local))
-    return str(local)
+def zip_root(url: str, storage_options: dict[str, Any]) -> DatasetRoot:
+    """The members of the zip at `url` as a dataset root; `storage_options` are those of the store holding it."""
+    protocol = urlsplit(url).scheme if "://" in url else "file"
+    return DatasetRoot(f"zip://::{url}", {protocol: storage_options} if storage_options else {})
 
 
 def check_zip(archive: zipfile.ZipFile, shown: str, limits: Limits) -> None:
@@ -281,9 +292,53 @@ def _check_member(name: str, shown: str) -> None:
 
 
 def _extract_tar(fs: fsspec.AbstractFileSystem, path: str, target: Path, shown: str, limits: Limits) -> None:
-    """Stream the tar once. Tar headers come one by one, so the caps are enforced as members arrive,
-    and the ratio of bytes written to compressed bytes read is checked chunk by chunk while writing."""
-    count = declared = written = 0
+    """The tar's files under the local folder `target`."""
+    try:
+        for name, data in _tar_files(fs, path, shown, limits):
+            local = target / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with local.open("wb") as out:
+                while chunk := data.read(COPY_CHUNK):
+                    out.write(chunk)
+    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
+        raise SourceError(f"{shown}: archive members conflict ({exc})") from exc
+
+
+def _repack_tar(fs: fsspec.AbstractFileSystem, path: str, work_fs: fsspec.AbstractFileSystem, target: str, shown: str,
+                limits: Limits) -> None:
+    """The tar's files as a STORED zip at `target`, streamed in one pass (a multipart upload on object stores)."""
+    seen = set()
+    with work_fs.open(target, "wb") as raw, zipfile.ZipFile(_Unseekable(raw), "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, data in _tar_files(fs, path, shown, limits):
+            if name in seen:
+                raise SourceError(f"{shown}: archive members conflict ({name!r} is there twice)")
+            seen.add(name)
+            with archive.open(zipfile.ZipInfo(name), "w", force_zip64=True) as out:
+                while chunk := data.read(COPY_CHUNK):
+                    out.write(chunk)
+
+
+class _Unseekable:
+    """A write-only stream as zipfile expects one it cannot seek in (fsspec's writers raise ValueError instead)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+    def write(self, data: bytes) -> int:
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def flush(self) -> None:
+        pass  # fsspec uploads a part when its buffer is full; the last one goes when the file is closed
+
+
+def _tar_files(fs: fsspec.AbstractFileSystem, path: str, shown: str, limits: Limits) -> Iterator[tuple[str, Any]]:
+    """Stream the tar once: (safe relative name, readable) of each file. Tar headers come one by one, so the caps are
+    enforced as members arrive, and the ratio of bytes given out to compressed bytes read is checked as they are read."""
+    count = declared = 0
+    given = [0]  # bytes given out of every member so far
     try:
         with fs.open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|*") as archive:
             for member in archive:
@@ -297,23 +352,34 @@ def _extract_tar(fs: fsspec.AbstractFileSystem, path: str, target: Path, shown: 
                 if declared > limits.archive_bytes:
                     raise UnsafeSourceError(f"{shown}: members add up to more than {limits.archive_bytes} bytes "
                                             "(OPENIMAGES_ETL_MAX_ARCHIVE_BYTES)")
-                local = target / tarfile.data_filter(member, str(target)).name
-                if member.isdir():
-                    local.mkdir(parents=True, exist_ok=True)
-                    continue
-                local.parent.mkdir(parents=True, exist_ok=True)
-                with archive.extractfile(member) as data, local.open("wb") as out:
-                    while chunk := data.read(COPY_CHUNK):
-                        out.write(chunk)
-                        written += len(chunk)
-                        _check_ratio(member.name, written, raw.tell(), shown, limits)
-    except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile, TypeError) as exc:
-        # TypeError: tarfile's stream reader on a gzip header cut short (found by tests/test_properties.py)
-        raise SourceError(f"{shown}: not a readable tar archive ({type(exc).__name__}: {exc})") from exc
-    except (IsADirectoryError, NotADirectoryError, FileExistsError) as exc:
-        raise SourceError(f"{shown}: archive members conflict ({exc})") from exc
+                if member.isfile():  # its name passed _check_member: relative, no `..`
+                    yield PurePosixPath(member.name).as_posix(), _RatioChecked(archive.extractfile(member), raw, given,
+                                                                                member.name, shown, limits)
+    except TAR_READ_ERRORS as exc:
+        raise _unreadable_tar(shown, exc) from exc
     if count == 0:
         raise SourceError(f"{shown}: empty archive")
+
+
+def _unreadable_tar(shown: str, exc: Exception) -> SourceError:
+    return SourceError(f"{shown}: not a readable tar archive ({type(exc).__name__}: {exc})")
+
+
+class _RatioChecked:
+    """A tar member's reader that checks, chunk by chunk, the bytes given out of the whole tar (`given`, shared)
+    against the compressed bytes read."""
+
+    def __init__(self, data, raw, given: list[int], name: str, shown: str, limits: Limits):
+        self.data, self.raw, self.given, self.name, self.shown, self.limits = data, raw, given, name, shown, limits
+
+    def read(self, size: int) -> bytes:
+        try:
+            chunk = self.data.read(size)
+        except TAR_READ_ERRORS as exc:
+            raise _unreadable_tar(self.shown, exc) from exc
+        self.given[0] += len(chunk)
+        _check_ratio(self.name, self.given[0], self.raw.tell(), self.shown, self.limits)
+        return chunk
 
 
 def publish_file(local_path: Path, dest_url: str, storage_options: dict[str, Any], callback: Callback = DEFAULT_CALLBACK) -> str:

@@ -1,6 +1,6 @@
 """Stream an Open Images CSV in batches, type it by its pandera model and collect every failing value.
 
-Reading uses polars' streaming engine (both cores) on a local file (`CsvFile.local`). Typed batches come
+Reading uses polars' streaming engine (both cores) on a local file (`csvcopy.local_csv`). Typed batches come
 from an optimistic pass that parses numbers while reading; when a value does not parse, the file is read
 again as strings and cast column by column, so that each such value is reported with its line. A byte that
 is not UTF-8 also stops the optimistic pass; the exact one reads it as U+FFFD and reports it as its cell's
@@ -23,6 +23,7 @@ import polars as pl
 from openimages_etl.schemas.kinds import TABLES, TableKind
 
 from .config import CSV_BATCH_BYTES
+from .csvcopy import local_csv
 from .errors import UnreadableFileError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None, strict_ut
     UTF-8 read as U+FFFD, or fail the read with `strict_utf8`."""
     schema = {c: (dtypes or {}).get(c, pl.String) for c in table.columns}
     encoding = "utf8" if strict_utf8 else "utf8-lossy"
-    return pl.scan_csv(table.local, has_header=table.header, schema=schema, raise_if_empty=False, encoding=encoding).with_row_index(
+    return pl.scan_csv(local_csv(table), has_header=table.header, schema=schema, raise_if_empty=False, encoding=encoding).with_row_index(
         LINE, offset=2 if table.header else 1).with_columns(pl.col(LINE).cast(pl.Int64))
 
 
@@ -67,10 +68,10 @@ def iter_batches(table: CsvFile, keep: list[str] | None = None) -> Iterator[pl.D
 
 def unreadable(table: CsvFile, exc: Exception) -> UnreadableFileError:
     """What to raise when polars cannot parse the CSV: the first bad row, found by a slow re-read."""
-    found = locate_problem(table.local, len(table.columns))
+    found = locate_problem(local_csv(table), len(table.columns))
     if found is None:  # Python's csv module is more lenient than polars: take the line at polars' byte offset
         offset = re.search(r"offset in the file is (\d+) bytes", str(exc))
-        with open(table.local, "rb") as handle:
+        with open(local_csv(table), "rb") as handle:
             row = handle.read(int(offset.group(1))).count(b"\n") + 1 if offset else 1
         found = row, f"malformed CSV ({str(exc).splitlines()[0][:200]})"
     return UnreadableFileError(table.path, *found)
@@ -97,7 +98,7 @@ def typed_batches(table: CsvFile, kind: TableKind) -> Iterator[pl.DataFrame]:
 
 def line_bytes(table: CsvFile, sample: int = 1 << 20) -> float:
     """Average bytes per line of the CSV, from its first `sample` bytes."""
-    with open(table.local, "rb") as handle:
+    with open(local_csv(table), "rb") as handle:
         head = handle.read(sample)
     return max(1, len(head)) / max(1, head.count(b"\n"))  # an empty file still gets a positive size
 
@@ -109,7 +110,7 @@ def batch_rows(table: CsvFile) -> int:
 
 def rows_estimate(table: CsvFile, sample: int = 1 << 20) -> int:
     """About how many rows the CSV has, from its size and its first lines (for progress)."""
-    return max(0, round(Path(table.local).stat().st_size / line_bytes(table, sample)) - (1 if table.header else 0))
+    return max(0, round(Path(local_csv(table)).stat().st_size / line_bytes(table, sample)) - (1 if table.header else 0))
 
 
 def locate_problem(path: str, width: int, max_field: int = MAX_FIELD_BYTES) -> tuple[int, str] | None:
@@ -169,7 +170,8 @@ def check_batch(frame: pl.DataFrame, kind: TableKind) -> pl.DataFrame:
             pl.when(pl.col("index").is_not_null()).then(lines).cast(pl.Int64).alias("row"),
             pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
             pl.col("check"),
-            pl.col("failure_case").cast(pl.String).str.slice(0, 200).alias("value"),
+            # a check on the whole row shows the row without its line number: that is `row`, counted from where the read began
+            pl.col("failure_case").cast(pl.String).str.replace(f'^\\{{"{LINE}":\\d+,', "{").str.slice(0, 200).alias("value"),
         )
     return pl.DataFrame(schema=FAILURE_SCHEMA)
 
@@ -202,7 +204,7 @@ class NotUtf8:
         return cells if self._verdict is True else cells.join(self._verdict, on=["row", "column"], how="semi")
 
     def _decide(self) -> bool | pl.DataFrame:
-        invalid, written = _raw_text(self.table.local)
+        invalid, written = _raw_text(local_csv(self.table))
         return _cells_not_utf8(self.table) if invalid and written else invalid
 
 
@@ -231,7 +233,7 @@ def _cells_not_utf8(table: CsvFile) -> pl.DataFrame:
     hold U+FFFD of their own, where the lossy read cannot tell the two apart)."""
     csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_BYTES))
     cells = []
-    with open(table.local, "rb") as raw:
+    with open(local_csv(table), "rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
         for row, fields in enumerate(csv.reader(text), start=1):  # the header, when there is one, is line 1
             cells.extend((row, table.columns[i]) for i, field in enumerate(fields[:len(table.columns)]) if NOT_UTF8.search(field))

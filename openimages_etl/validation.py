@@ -62,7 +62,7 @@ def build_keys(layout: Layout, work: WorkArea | Path) -> Keys:
     unsafe = images.filter(~pl.col("subset").str.contains(SAFE_NAME))
     log.add(_failures(unsafe.rename({"subset": ImageList.subset}), ImageList.subset, "Subset is a safe folder name"))  # it names folders of the export
     images = images.join(unsafe, on=["file", "line"], how="anti", nulls_equal=True)
-    files = pl.read_parquet(layout.image_files)
+    files = read_stored(layout.image_files)
     images = _attach_files(images, files)
     duplicated = images.filter(pl.col(ImageList.image_id).is_duplicated() & ~pl.col(ImageList.image_id).is_first_distinct())
     log.add(_failures(duplicated, ImageList.image_id, "ImageID unique across image lists"))
@@ -94,7 +94,7 @@ def _image_list(fs, base: str, layout: Layout) -> pl.DataFrame:
     if frames:
         return pl.concat(frames)
     # No image list: every image file is an item, in the subset its folder names (Datumaro does the same).
-    files = pl.read_parquet(layout.image_files)
+    files = read_stored(layout.image_files)
     return files.select(
         pl.col("stem").alias(ImageList.image_id), pl.col("folder").fill_null(DEFAULT_SUBSET).alias("subset"),
         pl.lit(None, pl.String).alias("rotation"), pl.lit(None, pl.String).alias("file"), pl.lit(None, pl.Int64).alias("line"),
@@ -165,9 +165,10 @@ def _check_hierarchy(fs, base: str, path: str, labels: set[str], log: FailureLog
 
 
 def validate_table(layout: Layout, table: CsvFile, keys: Keys, work: WorkArea | Path,
-                   keep: int = FAILURES_KEPT_PER_CHECK) -> TableCheck:
+                   keep: int = FAILURES_KEPT_PER_CHECK, part: str = "") -> TableCheck:
     """Every row of one CSV through its pandera model and the checks across files, batch by batch; the failing lines
-    (and a segmentation CSV's valid mask rows) go to `work`'s checks/."""
+    (and a segmentation CSV's valid mask rows) go to `work`'s checks/, named with `part` for one byte range of it
+    (csvranges.py)."""
     references = [
         (Box.label_name, KeyIndex(read_stored(keys.labels, [Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
         (Box.image_id, KeyIndex(read_stored(keys.images, [ImageList.image_id]).to_series()), "ImageID in image list", True),
@@ -176,14 +177,14 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work: WorkArea | 
         # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it needs its size.
         references.append((Box.image_id, KeyIndex(_unsized(keys)), FILE_OR_SIZE, False))
     if table.kind == TableKind.masks:
-        references.append((Segmentation.mask_path, KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present", True))
+        references.append((Segmentation.mask_path, KeyIndex(read_stored(layout.mask_files, ["name"]).to_series()), "mask file present", True))
     estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
     with CSV_PASSES:
         try:
             rows, log, rejected, jobs = _check_batches(track_rows(typed_batches(table, table.kind), estimate), None, table, references, keep)
         except UnparsedValue:  # a value is not a number, or not UTF-8: the exact path reports each one with its line
             rows, log, rejected, jobs = _check_batches(track_rows(iter_batches(table), 0), not_utf8, table, references, keep)
-    out, stem = WorkArea.of(work).sub("checks"), file_slug(table.path)
+    out, stem = WorkArea.of(work).sub("checks"), file_slug(table.path) + part
     lines = out.write_parquet(f"{stem}.rejected.parquet",
                               pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}))
     mask_jobs = None

@@ -19,6 +19,7 @@ from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
 from .layout import Layout
 from .storage import member_path
+from .workarea import read_stored
 
 TILE = 240  # px, square cell an image is fitted into
 GAP = 8
@@ -208,7 +209,7 @@ def contact_sheet(layout: Layout, subset: str, sample: pl.DataFrame, boxes: pl.D
                   names: dict[str, str], listed: int) -> Image.Image:
     """The sampled images of `subset` (rows of stats.sample_images) with their boxes and masks."""
     fs, base = layout.root.open_fs()
-    mask_paths = dict(pl.read_parquet(layout.mask_files, columns=["name", "path"]).filter(
+    mask_paths = dict(read_stored(layout.mask_files, ["name", "path"]).filter(
         pl.col("name").is_in(masks.get_column(Segmentation.mask_path).implode())).iter_rows())
     tiles = []
     for image_id, rotation, path in sample.filter(pl.col("subset") == subset).select("ImageID", "rotation", "path").iter_rows():
@@ -224,9 +225,9 @@ def contact_sheet(layout: Layout, subset: str, sample: pl.DataFrame, boxes: pl.D
 def failure_sheet(layout: Layout, errors: list[dict], limit: int = 24) -> Image.Image | None:
     """Thumbnails of the image and mask files behind the first failures, or None when no failure is about a file."""
     fs, base = layout.root.open_fs()
-    images = set(pl.read_parquet(layout.image_files, columns=["path"]).filter(
+    images = set(read_stored(layout.image_files, ["path"]).filter(
         pl.col("path").is_in([e["file"] for e in errors])).get_column("path"))
-    masks = {name: (shard, path) for name, shard, path in pl.read_parquet(layout.mask_files).filter(
+    masks = {name: (shard, path) for name, shard, path in read_stored(layout.mask_files).filter(
         pl.col("name").is_in([str(e["value"]) for e in errors if e["column"] == Segmentation.mask_path])).iter_rows()}
     tiles = []
     for error in errors:

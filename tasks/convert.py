@@ -13,6 +13,7 @@ from openimages_etl.selection import Selection
 from openimages_etl.validation import Keys, TableCheck
 from openimages_etl.workarea import StoredFile, WorkArea
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.csvcopy import with_csv_copies
 
 
 def _not_started() -> State:
@@ -46,6 +47,7 @@ def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, ke
 
 @task(name="partition-csv", task_run_name="partition-{check.table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
+@with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def partition_csv(check: TableCheck, keys: Keys, subsets: list[str] | None, columns: list[str], work: WorkArea,
                   selection: Selection | None = None, classes: list[str] | None = None,
                   rejected: Rejected = Rejected()) -> PartitionResult:

@@ -23,6 +23,7 @@ from openimages_etl.selection import Selection, image_id_list
 from openimages_etl.storage import browser_url, display_url, join_url, publish_file, publishing
 from openimages_etl.tasks.progress import artifact_key
 from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.csvcopy import with_csv_copies
 
 
 @task(name="claim-destination", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
@@ -88,6 +89,7 @@ def publish_image_ids(selection: Selection, name: str, dest: str, storage_option
 
 @task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
+@with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
                  package: str | None = None, layout: Layout | None = None) -> dict[str, Any]:
     """Pictures (drawn from the published zip at URL `package`, and of the failing files in `layout`) and the one-page HTML,

@@ -8,9 +8,11 @@ from openimages_etl.layout import Layout
 from openimages_etl.selection import Selection, SelectionSpec, select
 from openimages_etl.validation import Keys
 from openimages_etl.workarea import WorkArea
+from openimages_etl.csvcopy import with_csv_copies
 
 
 @task(name="select-images", cache_policy=NONE)
+@with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def select_images(layout: Layout, keys: Keys, spec: SelectionSpec, subsets: list[str], work: WorkArea) -> Selection:
     selection = select(layout, keys, spec, subsets, work.sub("selection"))
     logger = get_run_logger()

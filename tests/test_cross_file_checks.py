@@ -164,4 +164,4 @@ def test_masks_in_official_shards_are_found(official_dir, tmp_path):
     layout = discover(DatasetRoot(str(official_dir)), tmp_path / "index")
     shards = sorted(p.name for p in official_dir.glob("*-masks-*.zip"))
     assert shards and all(zipfile.is_zipfile(official_dir / s) for s in shards)
-    assert pl.read_parquet(layout.mask_files).get_column("shard").drop_nulls().n_unique() == len(shards)
+    assert pl.read_parquet(layout.mask_files.url).get_column("shard").drop_nulls().n_unique() == len(shards)
