@@ -3,6 +3,7 @@
 `report_pages` renders it for people (Markdown, HTML). The JSON keeps the keys and shapes of the reports published
 before this record existed, so an earlier run's report reads back (the `unchanged` path, the destination's lock).
 """
+
 from __future__ import annotations
 
 import json
@@ -166,25 +167,55 @@ class RunReport(Record):
 
     def counts_table(self) -> list[dict[str, Any]]:
         """Per subset, what was published of each kind: the report's first table and the UI's table artifact."""
-        return [{"subset": subset, **{k: counts.get(k, 0) for k in COUNT_KINDS}} for subset, counts in self.subsets.items()]
+        return [
+            {"subset": subset, **{k: counts.get(k, 0) for k in COUNT_KINDS}} for subset, counts in self.subsets.items()
+        ]
 
 
-def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,
-                 finished: datetime, subsets: dict[str, dict[str, int]], files: list[dict[str, Any]],
-                 failures: FailureSummary, outputs: dict[str, str] | None = None, layout: dict[str, Any] | None = None,
-                 media: dict[str, dict[str, int]] | None = None, run: dict[str, Any] | None = None,
-                 selection: dict[str, Any] | None = None, resize_method: str | None = None) -> RunReport:
+def build_report(
+    *,
+    status: str,
+    source: str,
+    output: str | None,
+    image_size: str,
+    started: datetime,
+    finished: datetime,
+    subsets: dict[str, dict[str, int]],
+    files: list[dict[str, Any]],
+    failures: FailureSummary,
+    outputs: dict[str, str] | None = None,
+    layout: dict[str, Any] | None = None,
+    media: dict[str, dict[str, int]] | None = None,
+    run: dict[str, Any] | None = None,
+    selection: dict[str, Any] | None = None,
+    resize_method: str | None = None,
+) -> RunReport:
     """`files` holds per input CSV: file, kind, rows_in, published, rejected, not_selected; `media` per kind:
     in, published, rejected; `run`: idempotency key, seconds waited for the destination's lock, leftovers removed;
     `selection`: what selection.selection_summary says, when the export selected; `resize_method` when images
     were resized."""
     return RunReport(
-        status=status, source=source, output=output, outputs=outputs or {}, image_size=image_size,
-        resize_method=resize_method, subsets=subsets, files=files,
-        rejected={f["file"]: f["rejected"] for f in files if f.get("rejected")}, media=media or {},
-        errors=failures.samples, error_counts=failures.counts, errors_total=failures.total, layout=layout or {},
-        started=started, finished=finished, duration_s=round((finished - started).total_seconds(), 3),
-        version=__version__, run=run or {}, selection=selection)
+        status=status,
+        source=source,
+        output=output,
+        outputs=outputs or {},
+        image_size=image_size,
+        resize_method=resize_method,
+        subsets=subsets,
+        files=files,
+        rejected={f["file"]: f["rejected"] for f in files if f.get("rejected")},
+        media=media or {},
+        errors=failures.samples,
+        error_counts=failures.counts,
+        errors_total=failures.total,
+        layout=layout or {},
+        started=started,
+        finished=finished,
+        duration_s=round((finished - started).total_seconds(), 3),
+        version=__version__,
+        run=run or {},
+        selection=selection,
+    )
 
 
 def read_report(data: dict[str, Any] | str | bytes) -> RunReport:

@@ -100,14 +100,15 @@ def write_report(report: RunReport, name: str, dest: str, storage_options: dict[
     for visual in visuals:
         publish_file(folder / visual.file, join_url(dest, f"{folder.name}/{visual.file}"), storage_options)
     opens = partial(browser_url, storage_options=storage_options)
-    pages = {".report.html": to_html(report, pngs, opens), ".report.json": to_json(report), ".report.md": to_markdown(report, opens=opens)}
+    pages = {".report.html": to_html(report, pngs, opens), ".report.json": to_json(report),
+             ".report.md": to_markdown(report, opens=opens)}
     for suffix, text in pages.items():
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
     _artifacts(report, name, storage_options, pngs)
-    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report.pictures.seconds,
-                          display_url(join_url(dest, f"{name}.report.md")))
+    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals),
+                          report.pictures.seconds, display_url(join_url(dest, f"{name}.report.md")))
     return report.as_dict()
 
 
@@ -120,14 +121,16 @@ def _artifacts(report: RunReport, name: str, storage_options: dict[str, Any], pi
                              description=f"Run report of {name}")
     page = opens(report.output) if report.output else None
     if page:
+        where = "" if page == report.output else f": {report.output}"
         create_link_artifact(link=page, link_text=report.output.rsplit("/", 1)[-1], key=f"{key}-zip",
-                             description=f"The published zip of {name}" + ("" if page == report.output else f": {report.output}"))
+                             description=f"The published zip of {name}{where}")
     elif report.output:  # a link to a path or file:// opens nothing from a web page: the location, to copy
         create_markdown_artifact(markdown=f"**{name}.zip** is published at\n\n```\n{report.output}\n```\n\n"
                                  "Copy this location: a browser does not open it from a web page.",
                                  key=f"{key}-zip", description=f"Where the published zip of {name} is")
     if report.subsets:
-        create_table_artifact(table=report.counts_table(), key=f"{key}-counts", description=f"Counts per subset of {name}")
+        create_table_artifact(table=report.counts_table(), key=f"{key}-counts",
+                              description=f"Counts per subset of {name}")
 
 
 def _published_pictures(report: RunReport, dest: str, storage_options: dict[str, Any]) -> dict[str, bytes]:
