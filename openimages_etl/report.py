@@ -12,11 +12,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_serializer
 
+from openimages_etl.schemas.kinds import COUNT_KINDS
+
 from . import __version__
 from .errors import Failure
 from .failures import FailureSummary
-
-COUNT_KINDS = ("images", "boxes", "labels", "masks")
 
 
 class Record(BaseModel):

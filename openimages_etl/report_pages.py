@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import html
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from .report import COUNT_KINDS, Picture, RunReport, Selection
+from openimages_etl.schemas.kinds import COUNT_KINDS
+
+from .report import Picture, RunReport, Selection
 from .storage import browser_url
 
 Opens = Callable[[str], "str | None"]  # what page a browser opens for a location (None: none, show it as text)
