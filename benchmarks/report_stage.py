@@ -16,12 +16,16 @@ import json
 import tempfile
 import time
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+from openimages_etl.failures import FailureSummary
 from openimages_etl.inline import data_urls
-from openimages_etl.report_visuals import dataset_visuals, open_zip, to_html, write_visuals
+from openimages_etl.report import Picture, Pictures, RunReport, build_report
+from openimages_etl.report_pages import to_html
+from openimages_etl.report_visuals import dataset_visuals, open_zip, write_visuals
 from openimages_etl.sample import SIZES, _mask, _picture
 
 SUBSETS = {"train": 0.8, "validation": 0.15, "test": 0.05}
@@ -94,8 +98,9 @@ def main() -> None:
     marks.append(("open the zip, list it, key tables", time.perf_counter()))
     stats, visuals = dataset_visuals(layout, keys)
     marks.append(("stats pass + contact sheets + charts", time.perf_counter()))
-    write_visuals(visuals, base / "bench.report")
-    (base / "bench.report.html").write_text(to_html(_report(counts), visuals), encoding="utf-8")
+    files = write_visuals(visuals, base / "bench.report")
+    pngs = {picture.file: visual.png for picture, visual in zip(files, visuals)}
+    (base / "bench.report.html").write_text(to_html(_report(files), pngs), encoding="utf-8")
     marks.append(("PNGs and HTML written", time.perf_counter()))
     inlined = data_urls({v.file: v.png for v in visuals})
     marks.append(("pictures downscaled for the UI artifact", time.perf_counter()))
@@ -106,9 +111,11 @@ def main() -> None:
           f"{sum(map(len, inlined.values())) / 1e3:.0f} KB ({len(inlined)} shown)  ({base})")
 
 
-def _report(counts: dict[str, int]) -> dict:
-    return {"status": "published", "source": "bench", "output": "bench.zip", "image_size": "original", "started": "",
-            "duration_s": 0, "version": "", "subsets": {}, "files": [], "errors_total": 0}
+def _report(pictures: list[Picture]) -> RunReport:
+    now = datetime.now(timezone.utc)
+    report = build_report(status="published", source="bench", output="bench.zip", image_size="original", started=now,
+                          finished=now, subsets={}, files=[], failures=FailureSummary())
+    return report.model_copy(update={"pictures": Pictures(html="bench.report.html", files=pictures)})
 
 
 if __name__ == "__main__":

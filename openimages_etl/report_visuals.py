@@ -1,8 +1,6 @@
-"""The run report's pictures (from the exported zip, or the failing files of a failed run) and its one-page HTML."""
+"""The run report's pictures: from the exported zip, or of the failing files of a failed run."""
 from __future__ import annotations
 
-import base64
-import html
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -14,8 +12,9 @@ from fsspec.implementations.zip import ZipFileSystem
 
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 
+from .errors import Failure
 from .layout import Layout, discover
-from .report import COUNT_KINDS
+from .report import Picture, Selection
 from .stats import DatasetStats, dataset_stats, sample_images
 from .storage import DatasetRoot
 from .validation import Keys, build_keys
@@ -93,84 +92,23 @@ def export_visuals(zip_url: str, work_dir: Path, storage_options: dict[str, Any]
         return dataset_visuals(layout, keys, pool=pool)[1]
 
 
-def selection_visuals(selection: dict[str, Any]) -> list[Visual]:
+def selection_visuals(selection: Selection) -> list[Visual]:
     """The chart of images selected per class, from the report's selection section."""
     from .charts import selection_chart
 
-    png = selection_chart(selection["classes"])
+    png = selection_chart([row.model_dump() for row in selection.classes])
     return [] if png is None else [Visual("selection.png", "Images selected per class", png)]
 
 
-def failure_visuals(layout: Layout, errors: list[dict[str, Any]]) -> list[Visual]:
+def failure_visuals(layout: Layout, errors: list[Failure]) -> list[Visual]:
     """Thumbnails of the images and masks behind a run's first failures (none when no failure is about a file)."""
-    picture = failure_sheet(layout, errors)
+    picture = failure_sheet(layout, [error.as_dict() for error in errors])
     return [] if picture is None else [Visual("failed-files.png", "Files that failed their checks", to_png(picture))]
 
 
-def write_visuals(visuals: list[Visual], folder: Path) -> list[dict[str, str]]:
+def write_visuals(visuals: list[Visual], folder: Path) -> list[Picture]:
     """The PNGs into `folder` (named like the report: NAME.report/); entries for the report's `pictures`."""
     folder.mkdir(parents=True, exist_ok=True)
     for visual in visuals:
         (folder / visual.file).write_bytes(visual.png)
-    return [{"file": f"{folder.name}/{v.file}", "title": v.title} for v in visuals]
-
-
-def to_html(report: dict[str, Any], visuals: list[Visual]) -> str:
-    """One self-contained page: tables and the pictures inlined as data: URLs, no external file or script."""
-    ok = report["status"] == "published"
-    output = f"<code>{_e(report['output'])}</code>" if report["output"] else "none (nothing published)"
-    parts = [f"<h1 class={'ok' if ok else 'bad'}>Open Images export: {_e(report['status'])}</h1>", "<ul>",
-             f"<li><b>Source</b>: <code>{_e(report['source'])}</code></li>",
-             f"<li><b>Output</b>: {output}</li>",
-             f"<li><b>Image size</b>: {_e(report['image_size'])} · <b>Started</b>: {_e(report['started'])} · "
-             f"<b>Duration</b>: {report['duration_s']} s · openimages-etl {_e(report['version'])}</li>", "</ul>"]
-    if report["subsets"]:
-        parts += ["<h2>Per subset</h2>", _table(["subset", *COUNT_KINDS],
-                                                [[s, *(c.get(k, 0) for k in COUNT_KINDS)] for s, c in report["subsets"].items()])]
-    if report.get("selection"):
-        parts += _selection_html(report["selection"])
-    if report["files"]:
-        parts += ["<h2>Input files</h2>", _table(["file", "kind", "rows in", "published", "rejected", "not selected"],
-                                                 [[f["file"], f["kind"], f["rows_in"], sum(f["published"].values()), f["rejected"], f["not_selected"]]
-                                                  for f in report["files"]])]
-    if report["errors_total"]:
-        parts += [f"<h2>Errors ({report['errors_total']} in all)</h2>",
-                  _table(["file", "check", "column", "count"], [[c["file"], c["check"], c["column"], c["count"]] for c in report["error_counts"]]),
-                  "<h3>First failing rows of each check</h3>",
-                  _table(["file", "line", "column", "check", "value"], [[e["file"], e["row"], e["column"], e["check"], e["value"]] for e in report["errors"]])]
-    parts += ["<h2>Pictures</h2>"] if visuals else []
-    for visual in visuals:
-        data = base64.b64encode(visual.png).decode()
-        parts.append(f"<figure><figcaption>{_e(visual.title)}</figcaption><img alt=\"{_e(visual.title)}\" src=\"data:image/png;base64,{data}\"></figure>")
-    return (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>Open Images export: {_e(report['status'])}</title>"
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")
-
-
-STYLE = ("body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1600px;padding:0 1em;color:#222}"
-         "h1.ok{color:#17653a}h1.bad{color:#a51d2d}table{border-collapse:collapse;margin:.5em 0 1.5em}"
-         "td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}td.n{text-align:right}th{background:#f3f3f3}"
-         "figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}img{max-width:100%;height:auto}code{font-size:90%}")
-
-
-def _selection_html(selection: dict[str, Any]) -> list[str]:
-    given = {k: v for k, v in selection["parameters"].items() if v not in (None, [], False) or k == "subclasses"}
-    ids = selection.get("image_ids")
-    items = [f"<b>Parameters</b>: {_e(', '.join(f'{k}={v}' for k, v in given.items()))}",
-             "<b>Requested</b>: " + (_e(", ".join(f"{r['entry']} → {r['mid']} {r['name']}" for r in selection["requested"])) or "no classes"),
-             f"<b>Classes selected</b>: {selection['classes_selected']}",
-             *([f"<b>Image list</b>: <code>{_e(ids['url'])}</code> ({ids['images']:,} images, sha256 <code>{ids['sha256']}</code>)"] if ids else []),
-             *map(_e, selection["notes"]), *(f"Quota not met: {_e(line)}" for line in selection["shortfalls"])]
-    rows = [[r["subset"], r["name"], r["mid"], r["available"], r["selected"], r["boxes"], r["labels"], r["masks"]] for r in selection["classes"]]
-    return ["<h2>Selection</h2>", "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>",
-            *([_table(["subset", "class", "MID", "images available", "images selected", "boxes", "labels", "masks"], rows)] if rows else [])]
-
-
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td class=n>{v:,}</td>" if isinstance(v, int) else f"<td>{_e(v)}</td>" for v in row) + "</tr>"
-                   for row in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _e(value: Any) -> str:
-    return "" if value is None else html.escape(str(value))
+    return [Picture(file=f"{folder.name}/{v.file}", title=v.title) for v in visuals]

@@ -15,8 +15,9 @@ from openimages_etl.inline import data_urls
 from openimages_etl.layout import Layout
 from openimages_etl.package import PublishedZip, Staged, package
 from openimages_etl.progress import UploadProgress
-from openimages_etl.report import counts_table, to_json, to_markdown
-from openimages_etl.report_visuals import export_visuals, failure_visuals, selection_visuals, to_html, write_visuals
+from openimages_etl.report import Pictures, RunInfo, RunReport, read_report, to_json
+from openimages_etl.report_pages import to_html, to_markdown
+from openimages_etl.report_visuals import export_visuals, failure_visuals, selection_visuals, write_visuals
 from openimages_etl.reuse import source_key
 from openimages_etl.runlock import idempotency_key, published_report, remove_leftovers
 from openimages_etl.selection import Selection, image_id_list
@@ -53,13 +54,14 @@ def claim_destination(source: str, source_options: dict[str, Any], dest: str, de
 @task(name="report-unchanged", cache_policy=NONE)
 def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any]) -> dict[str, Any]:
     """A repeated run publishes nothing: its report is the published one, marked unchanged, with a note why."""
-    previous = run.pop("previous")
+    previous = read_report(run.pop("previous"))
     note = (f"Nothing written: the destination already holds this export (same source content and parameters), "
-            f"published at {previous['finished']}" + (f"; waited {run['lock_waited_s']} s for that run" if run["lock_waited_s"] > 1 else ""))
-    report = {**previous, "status": "unchanged", "note": note, "run": run}
+            f"published at {previous.finished.isoformat(timespec='seconds')}"
+            + (f"; waited {run['lock_waited_s']} s for that run" if run["lock_waited_s"] > 1 else ""))
+    report = previous.model_copy(update={"status": "unchanged", "note": note, "run": RunInfo(**run)})
     _artifacts(report, name, storage_options, _published_pictures(report, dest, storage_options))
     get_run_logger().info("%s", note)
-    return report
+    return report.as_dict()
 
 
 @task(name="package-zip", task_run_name="zip-{name}", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
@@ -90,57 +92,62 @@ def publish_image_ids(selection: Selection, name: str, dest: str, storage_option
 @task(name="write-report", retries=3, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
-def write_report(report: dict[str, Any], name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
+def write_report(report: RunReport, name: str, dest: str, storage_options: dict[str, Any], work_dir: Path,
                  package: str | None = None, layout: Layout | None = None) -> dict[str, Any]:
     """Pictures (drawn from the published zip at URL `package`, and of the failing files in `layout`) and the one-page HTML,
     then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
-    Returns the report with its `pictures`."""
+    Returns the report with its `pictures`, as NAME.report.json holds it."""
     started = time.perf_counter()
     folder = work_dir / "report" / f"{name}.report"
     visuals = export_visuals(package, work_dir / "report", storage_options) if package is not None else []
-    if report.get("selection"):
-        visuals += selection_visuals(report["selection"])
-    if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
-        visuals += failure_visuals(layout, report["errors"])
+    if report.selection:
+        visuals += selection_visuals(report.selection)
+    if layout is not None and report.errors:  # a failed run, or rows left out with --on-invalid drop
+        visuals += failure_visuals(layout, report.errors)
     files = write_visuals(visuals, folder)
-    pages = [(".report.html", lambda r: to_html(r, visuals)), (".report.json", to_json),
-             (".report.md", lambda r: to_markdown(r, opens=partial(browser_url, storage_options=storage_options)))]
-    report = {**report, "pictures": {"html": f"{name}.report.html", "files": files, "seconds": round(time.perf_counter() - started, 3)}}
+    pngs = {picture.file: visual.png for picture, visual in zip(files, visuals)}
+    report = report.model_copy(update={"pictures": Pictures(html=f"{name}.report.html", files=files,
+                                                            seconds=round(time.perf_counter() - started, 3))})
     for visual in visuals:
         publish_file(folder / visual.file, join_url(dest, f"{folder.name}/{visual.file}"), storage_options)
-    for suffix, text in ((suffix, render(report)) for suffix, render in pages):
+    opens = partial(browser_url, storage_options=storage_options)
+    pages = {".report.html": to_html(report, pngs, opens), ".report.json": to_json(report),
+             ".report.md": to_markdown(report, opens=opens)}
+    for suffix, text in pages.items():
         local = work_dir / f"{name}{suffix}"
         local.write_text(text, encoding="utf-8")
         publish_file(local, join_url(dest, local.name), storage_options)
-    _artifacts(report, name, storage_options, {f"{folder.name}/{v.file}": v.png for v in visuals})
-    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals), report["pictures"]["seconds"],
-                          display_url(join_url(dest, f"{name}.report.md")))
-    return report
+    _artifacts(report, name, storage_options, pngs)
+    get_run_logger().info("Report written with %d pictures (drawn in %.1f s): %s", len(visuals),
+                          report.pictures.seconds, display_url(join_url(dest, f"{name}.report.md")))
+    return report.as_dict()
 
 
-def _artifacts(report: dict[str, Any], name: str, storage_options: dict[str, Any], pictures: dict[str, bytes]) -> None:
+def _artifacts(report: RunReport, name: str, storage_options: dict[str, Any], pictures: dict[str, bytes]) -> None:
     """The run's page in the UI: the report with its pictures inlined (the UI shows no picture from a path,
     file:// or a bucket), where the zip is, the counts."""
     key = artifact_key(name)
     opens = partial(browser_url, storage_options=storage_options)
     create_markdown_artifact(markdown=to_markdown(report, data_urls(pictures), opens), key=f"{key}-report",
                              description=f"Run report of {name}")
-    page = opens(report["output"]) if report["output"] else None
+    page = opens(report.output) if report.output else None
     if page:
-        create_link_artifact(link=page, link_text=report["output"].rsplit("/", 1)[-1], key=f"{key}-zip",
-                             description=f"The published zip of {name}" + ("" if page == report["output"] else f": {report['output']}"))
-    elif report["output"]:  # a link to a path or file:// opens nothing from a web page: the location, to copy
-        create_markdown_artifact(markdown=f"**{name}.zip** is published at\n\n```\n{report['output']}\n```\n\n"
+        where = "" if page == report.output else f": {report.output}"
+        create_link_artifact(link=page, link_text=report.output.rsplit("/", 1)[-1], key=f"{key}-zip",
+                             description=f"The published zip of {name}{where}")
+    elif report.output:  # a link to a path or file:// opens nothing from a web page: the location, to copy
+        create_markdown_artifact(markdown=f"**{name}.zip** is published at\n\n```\n{report.output}\n```\n\n"
                                  "Copy this location: a browser does not open it from a web page.",
                                  key=f"{key}-zip", description=f"Where the published zip of {name} is")
-    if report["subsets"]:
-        create_table_artifact(table=counts_table(report), key=f"{key}-counts", description=f"Counts per subset of {name}")
+    if report.subsets:
+        create_table_artifact(table=report.counts_table(), key=f"{key}-counts",
+                              description=f"Counts per subset of {name}")
 
 
-def _published_pictures(report: dict[str, Any], dest: str, storage_options: dict[str, Any]) -> dict[str, bytes]:
+def _published_pictures(report: RunReport, dest: str, storage_options: dict[str, Any]) -> dict[str, bytes]:
     """The pictures an earlier run published at DEST (a missing one is left out: the report names it)."""
     pictures = {}
-    for file in (p["file"] for p in report.get("pictures", {}).get("files", [])):
+    for file in (p.file for p in report.pictures.files) if report.pictures else ():
         try:
             fs, path = fsspec.core.url_to_fs(join_url(dest, file), **storage_options)
             pictures[file] = fs.cat_file(path)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from openimages_etl.report import location
+from openimages_etl.report_pages import MARKDOWN, location
 from openimages_etl.storage import browser_url
 
 COPY = "(copy this location: a browser does not open it from a web page)"
@@ -24,7 +24,7 @@ COPY = "(copy this location: a browser does not open it from a web page)"
 def test_a_location_is_a_link_only_where_a_browser_opens_it(url, options, shown, monkeypatch):
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name, raising=False)
-    assert location(url, lambda u: browser_url(u, options)) == shown
+    assert MARKDOWN.line(location(url, lambda u: browser_url(u, options))) == shown
 
 
 def test_s3_at_an_endpoint_set_in_the_environment_has_no_console_page(monkeypatch):
