@@ -15,7 +15,7 @@ from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.flows import export_open_images
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

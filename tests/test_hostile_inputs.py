@@ -22,8 +22,7 @@ from openimages_etl.tables import iter_batches
 from openimages_etl.validation import build_keys, validate_table
 
 from . import hostile
-from .conftest import make_archive
-from .test_cross_file_checks import ANN, validate
+from .helpers import ANN, make_archive, validate
 
 
 def _stage(archive: Path, work: Path) -> DatasetRoot:

@@ -11,7 +11,7 @@ from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
 from openimages_etl.reuse import source_key
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -14,7 +14,7 @@ from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.objects import LEDGER_DIR
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -11,7 +11,7 @@ from openimages_etl.layout import discover
 from openimages_etl.storage import DatasetRoot, find_files
 from openimages_etl.validation import build_keys
 
-from .test_cross_file_checks import validate
+from .helpers import validate
 
 
 def keys_of(folder: Path | str, work: Path):
