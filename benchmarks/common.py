@@ -5,17 +5,18 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the tests' helpers, run as `python benchmarks/bench_*.py` from anywhere
+from tests.helpers import prefect_server as tests_prefect_server  # noqa: E402
+
 OURS = [sys.executable, str(HERE / "child.py")]
 DATUMARO_PYTHON = Path(os.environ.get("DATUMARO_VENV", Path.home() / ".cache/openimages-etl/datumaro-venv")) / "bin" / "python"
 
@@ -56,36 +57,13 @@ def datumaro_available() -> bool:
     return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def prefect_server():
     """A Prefect API on 127.0.0.1 for the whole benchmark, so flow runs do not pay for starting one each.
     Its services stay on: task runs reach the database through them (the stage timings read them back)."""
-    port = _free_port()
     home = tempfile.mkdtemp(prefix="bench-prefect-")
-    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-ui"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the Prefect server did not start")
-                time.sleep(0.5)
+    with tests_prefect_server(Path(home)) as url:  # started as the tests start theirs
         yield {"PREFECT_API_URL": url, "PREFECT_HOME": home, "PREFECT_LOGGING_LEVEL": "WARNING"}
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def machine() -> str:

@@ -13,19 +13,11 @@ import pytest
 from PIL import Image
 
 from openimages_etl.convert import convert_mask_batch
-from openimages_etl.errors import Failure
 from openimages_etl.layout import discover
 from openimages_etl.storage import DatasetRoot
 from openimages_etl.validation import build_keys, validate_table
 
-ANN = "annotations"
-
-
-def validate(folder: Path, work: Path) -> list[Failure]:
-    layout = discover(DatasetRoot(str(folder)), work / "index")
-    keys = build_keys(layout, work)
-    checks = [validate_table(layout, table, keys, work) for table in layout.tables]
-    return keys.failures.samples + [f for c in checks for f in c.failures.samples]
+from .helpers import ANN, validate
 
 
 def _edit_csv(path: Path, line: int, column: str, value: str) -> str:

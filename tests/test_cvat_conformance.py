@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HERE, datumaro_view
+from .helpers import HERE, datumaro_view
 
 pytestmark = pytest.mark.slow
 

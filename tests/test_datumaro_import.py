@@ -4,16 +4,14 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 
 from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
 
-from .conftest import datumaro_view, make_archive
+from .helpers import HERE, datumaro_view, make_archive
 
-HERE = Path(__file__).parent
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 
 

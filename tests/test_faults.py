@@ -21,7 +21,7 @@ from openimages_etl.errors import PublishError, SourceError, UnreadableFileError
 from openimages_etl.flows import export_open_images
 from openimages_etl.runlock import export_lock
 
-from .conftest import make_archive
+from .helpers import make_archive
 from .faultproxy import FaultProxy, Rule
 
 pytestmark = pytest.mark.usefixtures("prefect_api")

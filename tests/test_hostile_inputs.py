@@ -22,8 +22,7 @@ from openimages_etl.tables import iter_batches
 from openimages_etl.validation import build_keys, validate_table
 
 from . import hostile
-from .conftest import make_archive
-from .test_cross_file_checks import ANN, validate
+from .helpers import ANN, make_archive, validate
 
 
 def _stage(archive: Path, work: Path) -> DatasetRoot:
@@ -132,6 +131,7 @@ def test_a_byte_that_is_not_utf8_fails_its_row_and_drop_publishes_the_others(cva
     assert len(rows) == 1 + 11
 
 
+@pytest.mark.slow  # ten runs, to meet the race
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize("command", ["validate", "export"])
 def test_an_unreadable_csv_gives_one_exit_code_on_every_run(command, cvat_dir, tmp_path, monkeypatch, capsys):

@@ -11,7 +11,7 @@ from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
 from openimages_etl.reuse import source_key
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -38,7 +38,8 @@ def test_unchanged_folder_source_is_not_exported_again_and_the_report_says_so(cv
     assert json.loads((tmp_path / "ds.report.json").read_text())["status"] == "published"
 
 
-@pytest.mark.parametrize("change", ["options", "source", "zip gone", "no reuse"])
+@pytest.mark.parametrize("change", [pytest.param("options", marks=pytest.mark.slow), "source",
+                                    pytest.param("zip gone", marks=pytest.mark.slow), pytest.param("no reuse", marks=pytest.mark.slow)])
 def test_a_change_means_a_new_export(cvat_dir, tmp_path, change):
     export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
     options = {"image_size": ImageSize.px300k} if change == "options" else {"reuse": False} if change == "no reuse" else {}

@@ -14,11 +14,12 @@ from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.objects import LEDGER_DIR
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
+@pytest.mark.slow  # five exports; the fast loop keeps the other tests of the incremental flow
 def test_each_run_exports_only_archives_new_since_the_last(cvat_dir, official_dir, tmp_path):
     incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
     (incoming / "2026").mkdir(parents=True)

@@ -13,8 +13,7 @@ from openimages_etl.schemas.kinds import TABLES, TableKind
 from openimages_etl.storage import ARCHIVE_KINDS, DatasetRoot, find_files, stage_source
 from openimages_etl.validation import build_keys
 
-from .conftest import make_archive
-from .test_cross_file_checks import validate
+from .helpers import make_archive, validate
 
 
 def keys_of(folder: Path | str, work: Path):

@@ -6,19 +6,16 @@ does not log by default. The test logs them and counts them (most come from the 
 machine a few later writes meet the lock too) and checks that the retries absorb every one."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from openimages_etl.flows import export_open_images
 
-from .conftest import _free_port, make_archive
+from .helpers import make_archive
+from .helpers import prefect_server as prefect_server_running
 
 RUNS, NAMES = 20, 10
 CLIENT_RETRIES = 10  # what SECURITY.md advises for workers of a SQLite server (Prefect's default is 5)
@@ -28,28 +25,8 @@ CLIENT_RETRIES = 10  # what SECURITY.md advises for workers of a SQLite server (
 def prefect_server(tmp_path):
     """`prefect server start` on 127.0.0.1 with a fresh SQLite database, logging the lock errors it would
     otherwise hide (it answers them with a 503 that clients retry)."""
-    port, log = _free_port(), tmp_path / "server.log"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_SERVER_LOG_RETRYABLE_ERRORS": "true", "PREFECT_UI_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    with log.open("wb") as out:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                                  env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(f"prefect server did not start:\n{log.read_text()[-2000:]}")
-                time.sleep(0.5)
-        yield url, log
-    finally:
-        server.terminate()
-        server.wait(30)
+    with prefect_server_running(tmp_path / "home", PREFECT_SERVER_LOG_RETRYABLE_ERRORS="true") as url:
+        yield url, tmp_path / "home" / "server.log"
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import pytest
 
 from openimages_etl.events import OBJECT_CREATED
 
-from .conftest import _free_port, make_archive
+from .helpers import free_port, make_archive
 from .e2e import PrefectREST, client_env, running, start, wait_for
 
 pytestmark = pytest.mark.slow
@@ -173,7 +173,7 @@ def test_an_upload_seen_by_the_watcher_is_exported_once(served, api, prefect_ser
 
 
 def test_a_notification_posted_twice_gives_one_export(served, api, prefect_server, bucket, archive, home, capsys):
-    port, url = _free_port(), f"s3://{bucket}/incoming/notified.zip"
+    port, url = free_port(), f"s3://{bucket}/incoming/notified.zip"
     with running(["openimages-etl", "relay", "--port", str(port)], client_env(prefect_server, home), home / "relay.log"):
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the relay")
         uploaded = _put(archive, url)

@@ -11,7 +11,7 @@ import time
 import fsspec
 import pytest
 
-from .conftest import make_archive
+from .helpers import make_archive
 from .e2e import BIN, PrefectREST, client_env, start
 
 pytestmark = pytest.mark.slow

@@ -74,6 +74,7 @@ def _write_archive(path: Path, members: list[tuple[str, bytes]], kind: str) -> N
             archive.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.slow  # 120 archives of each kind
 @SETTINGS
 @given(members=ARCHIVE, kind=st.sampled_from(["zip", "tar", "tar.gz"]), cut=st.one_of(st.none(), st.integers(0, 400)))
 def test_malformed_archives_are_staged_or_refused_with_our_error(tmp_path_factory, members, kind, cut):

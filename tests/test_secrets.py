@@ -11,7 +11,7 @@ from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
 from openimages_etl.flows import export_open_images
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 # moto accepts any key pair, so these reach a real S3 API and are used for real.

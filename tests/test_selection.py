@@ -185,6 +185,7 @@ def test_only_matching_export_keeps_the_selected_classes_and_accounts_for_the_re
     assert "veh.report/selection.png" in [p["file"] for p in report["pictures"]["files"]]
 
 
+@pytest.mark.slow  # two exports
 @pytest.mark.usefixtures("prefect_api")
 def test_image_id_list_beside_the_zip_reproduces_the_export(dataset, tmp_path):
     first = export_open_images(source=str(dataset), dest=str(tmp_path / "a"), name="ds", classes=["Vehicle", "Dog"], per_class=1, seed=7)

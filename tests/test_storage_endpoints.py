@@ -11,7 +11,7 @@ from prefect.settings import PREFECT_API_URL
 
 from openimages_etl.flows import export_open_images
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
 

@@ -1,0 +1,111 @@
+"""Plain helpers the tests share (fixtures stay in conftest.py). `benchmarks/` starts its Prefect server with
+`prefect_server` too, so it imports nothing from pytest."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from openimages_etl.errors import Failure
+from openimages_etl.layout import discover
+from openimages_etl.sample import zip_folder
+from openimages_etl.storage import DatasetRoot
+from openimages_etl.validation import build_keys, validate_table
+
+HERE = Path(__file__).parent
+ANN = "annotations"  # the CVAT layout's folder of CSVs
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_serving(url: str, process: subprocess.Popen, timeout: float, what: str) -> None:
+    """Until `url` answers 200; fails if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:  # not listening yet, or not ready (an HTTPError is an OSError)
+            time.sleep(0.2)
+    raise RuntimeError(f"{what} did not start within {timeout:g} s (exit code {process.poll()})")
+
+
+@contextmanager
+def prefect_server(home: Path, ui: bool = False, **settings: str) -> Iterator[str]:
+    """`prefect server start` on a free port of 127.0.0.1 with its own PREFECT_HOME (SQLite database, log in
+    home/server.log) until the block ends; yields its API URL. `settings`: more PREFECT_* variables."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **settings}
+    env.pop("PREFECT_API_URL", None)
+    if ui:
+        env["PREFECT_UI_API_URL"] = url  # the UI asks 127.0.0.1:4200 otherwise, whatever the port
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "server.log").open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
+                                   *([] if ui else ["--no-ui"])], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_serving(f"{url}/health", server, 120, "prefect server")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}:\n{(home / 'server.log').read_text()[-3000:]}") from None
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's S3 server on a free port of 127.0.0.1 until the block ends; yields its endpoint URL."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_serving(f"http://127.0.0.1:{port}/", server, 30, "moto server")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+TAR_COMPRESSION = {"tar": "", "tar.gz": "gz", "tgz": "gz", "tar.bz2": "bz2", "tar.xz": "xz"}
+
+
+def make_archive(folder: Path, kind: str) -> Path:
+    """`folder` as a zip or a tar (`kind` tar, tar.gz, tgz, tar.bz2 or tar.xz) next to it."""
+    if kind == "zip":
+        return zip_folder(folder, folder.with_suffix(".zip"))
+    target = folder.parent / f"{folder.name}.{kind}"
+    with tarfile.open(target, f"w:{TAR_COMPRESSION[kind]}") as archive:
+        for path in sorted(folder.rglob("*")):
+            archive.add(path, path.relative_to(folder).as_posix(), recursive=False)
+    return target
+
+
+def datumaro_view(python: str, path: Path, *options: str) -> dict:
+    """What Datumaro's importer sees in a zip or folder (tests/datumaro/dm_summary.py and its `options`)."""
+    done = subprocess.run([python, str(HERE / "datumaro" / "dm_summary.py"), str(path), *options], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def validate(folder: Path, work: Path) -> list[Failure]:
+    """The checks across files and the per-table checks on a folder, as plain functions (no Prefect): every failure."""
+    layout = discover(DatasetRoot(str(folder)), work / "index")
+    keys = build_keys(layout, work)
+    checks = [validate_table(layout, table, keys, work) for table in layout.tables]
+    return keys.failures.samples + [f for c in checks for f in c.failures.samples]
