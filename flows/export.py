@@ -20,7 +20,7 @@ from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment
 
 from openimages_etl.accounting import file_rows, media_rows, unbalanced
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod, images_per_task
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, Limits, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -29,9 +29,10 @@ from openimages_etl.partition import OUTPUT_NAMES, output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.selection import (SelectionSpec, key_parameters, kept_classes, matching_masks, prune_hierarchy,
+from openimages_etl.options import ExportOptions, ValidateOptions
+from openimages_etl.selection import (key_parameters, kept_classes, matching_masks, prune_hierarchy,
                                       selection_summary, write_image_ids)
-from openimages_etl.storage import absolute_location, display_url, join_url, plain_file_name, refuse_credentials, url_stem
+from openimages_etl.storage import absolute_location, display_url, join_url, plain_file_name, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
@@ -44,10 +45,10 @@ from openimages_etl.tasks.workfolder import WorkFolder, work_folder
 from openimages_etl.validation import Keys, TableCheck
 
 
-def index_source(source: str, storage_options: dict[str, Any], work: Path) -> tuple[Layout, Keys]:
+def index_source(source: str, storage_options: dict[str, Any], work: Path, limits: Limits) -> tuple[Layout, Keys]:
     """Step 1 and the key tables of step 2, shared by both flows."""
-    root = fetch_source(source, storage_options, work)
-    layout = discover_layout(root, work)
+    root = fetch_source(source, storage_options, work, limits)
+    layout = discover_layout(root, work, limits)
     return layout, index_dataset(layout, work)
 
 
@@ -69,25 +70,19 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 
 @flow(name="validate-open-images")
 @fails_cleanly
-def validate_open_images(
-    source: str,
-    source_options: dict[str, Any] | None = None,
-    source_block: str | None = None,
-    errors_per_check: int = 1000,
-) -> dict[str, Any]:
+def validate_open_images(source: str, options: ValidateOptions = ValidateOptions()) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
-        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
-        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
-        errors_per_check: Failing rows listed per file and check (all are counted).
+        options: How to reach the source, and how many failing rows to list.
     """
-    refuse_credentials(source, source_options, "source")
+    options.refuse_credentials(source)
     get_run_logger().info("Validating %s", locations(source=source)["source"])
+    limits = Limits.from_env()
     with work_folder() as work:
-        layout, keys = index_source(source, storage_options(source_options, source_block), work.path)
-        checks = validate_tables(layout, keys, work, errors_per_check).result()
+        layout, keys = index_source(source, storage_options(options.source), work.path, limits)
+        checks = validate_tables(layout, keys, work, options.max_errors).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
@@ -97,76 +92,29 @@ def validate_open_images(
 
 @flow(name="export-open-images")
 @fails_cleanly
-def export_open_images(
-    source: str,
-    dest: str,
-    name: str | None = None,
-    image_size: ImageSize = ImageSize.original,
-    resize_method: ResizeMethod = ResizeMethod.fast,
-    subsets: list[str] | None = None,
-    per_subset: bool = False,
-    on_invalid: OnInvalid = OnInvalid.fail,
-    source_options: dict[str, Any] | None = None,
-    dest_options: dict[str, Any] | None = None,
-    source_block: str | None = None,
-    dest_block: str | None = None,
-    work_dir: str | None = None,
-    reuse: bool = True,
-    classes: list[str] | None = None,
-    exclude_classes: list[str] | None = None,
-    subclasses: bool = True,
-    only_matching: bool = False,
-    merge_subclasses: bool = False,
-    per_class: int | None = None,
-    max_images: int | None = None,
-    seed: int = 0,
-    image_ids: str | None = None,
-    drop_boxes: list[BoxFlag] | None = None,
-) -> dict[str, Any]:
+def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
-        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
-        name: Export name; defaults to the source's file name without extension.
-        image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
-        resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
-        subsets: Subsets to export (e.g. train, validation); all when empty.
-        per_subset: Also publish one zip per subset, named after it: NAME-train.zip, NAME-validation.zip, ...
-        on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
-        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
-        dest_options: fsspec storage options for the destination, without credentials.
-        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
-        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
-        work_dir: Local scratch folder (shared by all workers on a cluster); a temporary one when empty.
-        reuse: Publish nothing when DEST already holds this export of the unchanged source (same content and parameters).
-        classes: Classes to export, each a MID (/m/0k4j) or a display name (any case); with their subclasses in the hierarchy.
-        exclude_classes: Classes left out, with their subclasses (e.g. Rocket out of Vehicle).
-        subclasses: Expand classes and exclude_classes to their subclasses (Subcategory edges of the hierarchy).
-        only_matching: Keep only the selected classes' boxes, masks and labels; off keeps every annotation of a selected image.
-        merge_subclasses: Relabel each subclass's boxes, masks and positive labels to the requested class it descends from.
-        per_class: Up to this many images per selected class and subset, rarest class first; empty for all.
-        max_images: At most this many images per subset, drawn in the seed's order; empty for all.
-        seed: Seed of the random draw of per_class and max_images: the same parameters give the same images.
-        image_ids: URL or path of a list of ImageIDs (one per line, subset/ImageID allowed) or a CSV with an ImageID
-            column, such as a previous export's NAME.image-ids.csv: only these images.
-        drop_boxes: Leave out boxes with any of these flags at 1: group-of, depiction, occluded, truncated, inside.
+        options: Where the export goes and what it holds (each field is described in the form).
     """
     started = datetime.now(timezone.utc)
-    name = plain_file_name(name or url_stem(source), "export name")
-    refuse_credentials(source, source_options, "source")
-    refuse_credentials(dest, dest_options, "destination")
+    name = plain_file_name(options.name or url_stem(source), "export name")
+    options.refuse_credentials(source)
+    dest, image_size, resize_method = options.dest.url, options.image_size, options.resize_method
+    subsets, per_subset, on_invalid, spec = list(options.subsets) or None, options.per_subset, options.on_invalid, options.selection
+    reuse, work_dir = options.reuse, options.work and options.work.url
     at = locations(source=source, dest=dest)
-    source_options, dest_options = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
-    target_pixels = ImageSize(image_size).target_pixels
-    parameters = {"name": name, "image_size": ImageSize(image_size).value, "subsets": sorted(subsets or []),
-                  "per_subset": per_subset, "on_invalid": OnInvalid(on_invalid).value}
-    spec = SelectionSpec(tuple(classes or ()), tuple(exclude_classes or ()), subclasses, only_matching, merge_subclasses,
-                         per_class, max_images, seed, image_ids, tuple(drop_boxes or ()))
+    source_options, dest_options = storage_options(options.source), storage_options(options.dest)
+    limits = Limits.from_env()  # the worker's caps on untrusted input (SECURITY.md), read once per run
+    target_pixels = image_size.target_pixels
+    parameters = {"name": name, "image_size": image_size.value, "subsets": sorted(subsets or []),
+                  "per_subset": per_subset, "on_invalid": on_invalid.value}
     if spec.active:
         parameters["selection"] = key_parameters(spec)
     if target_pixels:  # the method shapes resized images only: exports of originals keep their key
-        parameters["resize_method"] = ResizeMethod(resize_method).value
+        parameters["resize_method"] = resize_method.value
     logger = get_run_logger()
     logger.info("Exporting %s to %s", at["source"], join_url(at["dest"], f"{name}.zip"))
     # One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
@@ -175,7 +123,7 @@ def export_open_images(
         if run.get("previous"):
             return report_unchanged(run, name, dest, dest_options)
         out = work.out
-        layout, keys = index_source(source, source_options, work.path)
+        layout, keys = index_source(source, source_options, work.path, limits)
         chosen = _choose_subsets(keys, subsets)
         failures = keys.failures
         selection = select_images(layout, keys, spec, chosen, work.path) if spec.active else None  # before anything is read for the export
@@ -186,7 +134,7 @@ def export_open_images(
                    package: Path | None = None) -> dict[str, Any]:
             report = build_report(
                 status=status, source=display_url(source), output=outputs.pop("*", None), outputs=outputs,
-                image_size=ImageSize(image_size).value, resize_method=parameters.get("resize_method"),
+                image_size=image_size.value, resize_method=parameters.get("resize_method"),
                 started=started, finished=datetime.now(timezone.utc),
                 subsets=subset_counts, files=files, failures=failures, media=media, run=run, selection=selected,
                 layout={"tables": [t.path for t in layout.tables], "ignored": len(layout.ignored)})
@@ -203,7 +151,8 @@ def export_open_images(
         to_convert = images_to_convert(media_keys, chosen) if batches else 0
         advance(CONVERT, total=to_convert)
         converting = work.track(convert_images.map([s for s, _, _ in batches], [o for _, o, _ in batches], [n for _, _, n in batches], unmapped(layout),
-                                                   unmapped(media_keys), unmapped(out), unmapped(target_pixels), unmapped(ResizeMethod(resize_method))))
+                                                   unmapped(media_keys), unmapped(out), unmapped(target_pixels), unmapped(resize_method),
+                                                   unmapped(limits)))
         checks = validating.result()
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:
@@ -224,7 +173,7 @@ def export_open_images(
         segmentations = [matching_masks(c, selection, work.path) if selection else c for c in checks if c.table.kind == "masks"]
         mask_batches = [(c, o, size) for c in segmentations for size in [images_per_task(c.rows)] for o in range(0, c.rows, size)]
         masks = work.track(convert_masks.map([c for c, _, _ in mask_batches], [o for _, o, _ in mask_batches], [n for _, _, n in mask_batches],
-                                             unmapped(layout), unmapped(media_keys), unmapped(out))).result()
+                                             unmapped(layout), unmapped(media_keys), unmapped(out), unmapped(limits))).result()
         media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
         failures = FailureSummary.merge([failures, media_failures])
         if media_failures.total and on_invalid == OnInvalid.fail:

@@ -3,7 +3,7 @@
     from openimages_etl.flows import export_open_images
     from openimages_etl.flows.scaleout import on_dask
 
-    on_dask(export_open_images, "tcp://scheduler:8786")(source=..., dest=...)
+    on_dask(export_open_images, "tcp://scheduler:8786")(source=..., options=...)
 
 Only the task runner changes: tasks already pass references (paths, small dataclasses), so they run
 in any worker process. Workers must see the source and the work folder: on one machine that is

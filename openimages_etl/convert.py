@@ -75,13 +75,14 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
 
 
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
-                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult | None:
+                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast,
+                        limits: Limits = Limits()) -> BatchResult | None:
     """One batch of a subset's images into a shard, once it has its turn: a batch waiting holds nothing.
     None when the run stopped before that turn came."""
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
         if stopped(out_dir):
             return None
-        return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, method)
+        return _convert_image_batch(layout, keys, subset, offset, limit, out_dir, target_pixels, method, limits)
 
 
 def stop_batches(out_dir: Path) -> None:
@@ -95,12 +96,11 @@ def stopped(out_dir: Path) -> bool:
 
 
 def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, out_dir: Path,
-                         target_pixels: int | None, method: ResizeMethod) -> BatchResult:
+                         target_pixels: int | None, method: ResizeMethod, limits: Limits) -> BatchResult:
     fs, base = layout.root.open_fs()
     rows = images_of(keys, subset).slice(offset, limit).select(
         ImageList.image_id, "path", pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix")).collect()
     paths = rows.get_column("path").to_list()
-    limits = Limits.from_env()
     shard = ShardWriter(media_shard(out_dir, f"images-{subset}", offset))
     sizes, failed, written = [], [], 0
     files = read_files(fs, [member_path(base, path) for path in paths], paths)
@@ -149,15 +149,17 @@ def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
     return pl.scan_parquet(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
 
 
-def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult | None:
+def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path,
+                       limits: Limits = Limits()) -> BatchResult | None:
     """One batch of a segmentation CSV's masks into a shard, once it has its turn; None when the run stopped before."""
     with NATIVE_BOUND:
         if stopped(out_dir):
             return None
-        return _convert_mask_batch(layout, keys, check, offset, limit, out_dir)
+        return _convert_mask_batch(layout, keys, check, offset, limit, out_dir, limits)
 
 
-def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path) -> BatchResult:
+def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, out_dir: Path,
+                        limits: Limits) -> BatchResult:
     fs, base = layout.root.open_fs()
     jobs = (mask_jobs(check, keys).slice(offset, limit)
             .join(exported_sizes(keys, out_dir).select(ImageList.image_id, "height", "width"), on=ImageList.image_id, how="left")
@@ -165,7 +167,7 @@ def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: i
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
     out = ShardWriter(media_shard(out_dir, f"masks-{file_slug(check.table.path)}", offset))
-    read, limits = reader(fs), Limits.from_env()
+    read = reader(fs)
     failed, written, done = [], 0, 0
     for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
         try:

@@ -77,7 +77,7 @@ def read_header(fs, path: str, shown: str) -> list[str]:
         raise UnreadableFileError(shown, 1, f"malformed header line ({exc})") from exc
 
 
-def discover(root: DatasetRoot, index_dir: Path) -> Layout:
+def discover(root: DatasetRoot, index_dir: Path, limits: Limits = Limits()) -> Layout:
     """List the root once and sort every file into its role."""
     fs, base = root.open_fs()
     paths = [rel for rel in (p[len(base):].lstrip("/") if base else p for p in find_files(fs, base)) if rel]
@@ -109,7 +109,6 @@ def discover(root: DatasetRoot, index_dir: Path) -> Layout:
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
-    limits = Limits.from_env()
     for shard in shards:  # nested zips of masks: the same guards as the source itself
         shown = f"{display_url(root.url)}:{shard}"
         try:

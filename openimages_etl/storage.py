@@ -200,11 +200,10 @@ class DatasetRoot:
         return fs, root.rstrip("/")
 
 
-def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path, limits: Limits | None = None) -> DatasetRoot:
+def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path, limits: Limits = Limits()) -> DatasetRoot:
     """Make the source readable in place: folders and local zips as they are, remote zips copied once,
     tars extracted once (they have no index to seek in). Archives pass the guards of `limits` first."""
     shown = display_url(url)
-    limits = limits or Limits.from_env()
     try:
         fs, path = fsspec.core.url_to_fs(url, **storage_options)
         exists, is_dir = fs.exists(path), fs.isdir(path)
