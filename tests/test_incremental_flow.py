@@ -1,6 +1,7 @@
 """The incremental flow on a real Prefect API: what is new since the last run, and only that, gets exported."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -13,7 +14,7 @@ from openimages_etl.errors import InvalidDataError, OpenImagesETLError, PublishE
 from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.objects import LEDGER_DIR
-from openimages_etl.options import ExportOptions
+from openimages_etl.options import ExportOptions, SelectionSpec
 
 from .conftest import make_archive
 
@@ -92,6 +93,18 @@ def test_a_child_that_finds_its_export_in_place_is_reported_unchanged(cvat_dir, 
     [outcome] = export_new_archives(source=str(incoming), options=ExportOptions(dest=dest))
     assert outcome["status"] == "unchanged"
     assert "1 archive new since the last run: 1 unchanged" in caplog.text and "published" not in caplog.text.split("new since")[-1]
+
+
+def test_each_child_export_takes_every_option_of_the_run(cvat_dir, tmp_path):
+    incoming, dest = tmp_path / "incoming", tmp_path / "exports"
+    incoming.mkdir()
+    make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
+    options = ExportOptions(dest=str(dest), image_size="300k", subsets=["validation"], per_subset=True,
+                            selection=SelectionSpec(max_images=1))
+    [outcome] = export_new_archives(source=str(incoming), options=options)
+    report = json.loads((dest / "a.report.json").read_text())
+    assert outcome["status"] == "published" and (dest / "a-validation.zip").exists()
+    assert (report["image_size"], list(report["subsets"]), report["selection"]["parameters"]["max_images"]) == ("300k", ["validation"], 1)
 
 
 @pytest.mark.parametrize("statuses, text", [
