@@ -103,7 +103,8 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
     name = plain_file_name(options.name or url_stem(source), "export name")
     options.refuse_credentials(source)
     dest, image_size, resize_method = options.dest.url, options.image_size, options.resize_method
-    subsets, per_subset, on_invalid, spec = list(options.subsets) or None, options.per_subset, options.on_invalid, options.selection
+    subsets, per_subset, on_invalid = list(options.subsets) or None, options.per_subset, options.on_invalid
+    spec = options.selection
     reuse, work_dir = options.reuse, options.work and options.work.url
     at = locations(source=source, dest=dest)
     source_options, dest_options = storage_options(options.source), storage_options(options.dest)

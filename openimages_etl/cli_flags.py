@@ -46,19 +46,17 @@ def options_of(model: type[BaseModel], only: set[str] | None = None, path: tuple
             continue
         hint = next((m for m in field.metadata if isinstance(m, Flag)), Flag())
         flag = "_".join(part for part in (prefix, name if hint.name is None else hint.name) if part)
-        kind, _ = _unwrap(field.annotation)
+        kind = _unwrap(field.annotation)
         positional = required and field.is_required()
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            options += options_of(kind, None, (*path, name), "" if hint.flat else flag, positional, field.description or "")
+            inner = "" if hint.flat else flag
+            options += options_of(kind, None, (*path, name), inner, positional, field.description or "")
             continue
         help_text = f"{prefix.replace('_', '-')}: {field.description}" if prefix else field.description or ""
         help_text = about if hint.name == "" and about else help_text
-        if positional:
-            options.append(Option((*path, name), flag, _arguments(field, help_text)))
-        else:
-            negated = kind is bool and field.default is True
-            flag = ("--no-" if negated else "--") + flag.replace("_", "-")
-            options.append(Option((*path, name), flag, _arguments(field, help_text)))
+        if not positional:
+            flag = ("--no-" if kind is bool and field.default is True else "--") + flag.replace("_", "-")
+        options.append(Option((*path, name), flag, _arguments(field, help_text)))
     return options
 
 
@@ -67,7 +65,8 @@ def add_options(parser: argparse.ArgumentParser, model: type[BaseModel], only: s
     """Add `model`'s flags to `parser`; `aliases` keeps old spellings working (`--storage-options`)."""
     for option in options_of(model, only):
         if option.flag.startswith("--"):
-            metavar = {} if {"action", "choices", "metavar"} & set(option.arguments) else {"metavar": option.path[-1].upper()}
+            named = {"action", "choices", "metavar"} & set(option.arguments)
+            metavar = {} if named else {"metavar": option.path[-1].upper()}
             parser.add_argument(option.flag, *(aliases or {}).get(option.flag, ()), dest=option.dest,
                                 default=argparse.SUPPRESS, **{**metavar, **option.arguments})
         else:
@@ -75,7 +74,8 @@ def add_options(parser: argparse.ArgumentParser, model: type[BaseModel], only: s
 
 
 def parsed_options(args: argparse.Namespace, model: type[BaseModel], only: set[str] | None = None, **given: Any):
-    """The model from the flags that were given (plus `given` fields); an invalid value is a usage error naming its flag."""
+    """The model from the flags that were given (plus `given` fields); an invalid value is a usage error naming
+    its flag."""
     options = options_of(model, only)
     values: dict[str, Any] = dict(given)
     for option in options:
@@ -99,12 +99,13 @@ def _error_text(error: dict, options: list[Option]) -> str:
 
 
 def _arguments(field: FieldInfo, help_text: str) -> dict[str, Any]:
-    kind, _ = _unwrap(field.annotation)
+    kind = _unwrap(field.annotation)
     default = None if field.is_required() else field.get_default(call_default_factory=True)
     if kind is bool:
         return {"action": "store_false" if default else "store_true",
                 "help": f"{help_text} (on unless this flag is given)" if default else help_text}
-    shown = f" (default: {default.value if isinstance(default, Enum) else default})" if default not in (None, (), {}, "") else ""
+    default = default.value if isinstance(default, Enum) else default
+    shown = "" if default in (None, (), {}, "") else f" (default: {default})"
     if typing.get_origin(kind) in (tuple, list):
         (item, *_) = typing.get_args(kind)
         choices = f": {','.join(e.value for e in item)}" if isinstance(item, type) and issubclass(item, Enum) else ""
@@ -118,12 +119,12 @@ def _arguments(field: FieldInfo, help_text: str) -> dict[str, Any]:
     return {"help": help_text + shown}
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """`X | None` -> (X, True); anything else -> (it, False)."""
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return inner, True
-    return annotation, False
+        return inner
+    return annotation
 
 
 def _names(text: str) -> list[str]:

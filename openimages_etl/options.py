@@ -32,7 +32,8 @@ class Access(BaseModel):
     model_config = FROZEN
     options: dict[str, Any] = Field(default_factory=dict, description="fsspec storage options, without credentials "
                                     "(endpoint_url, client_kwargs, anon...)")
-    block: str | None = Field(None, description="Prefect block with the credentials: secret/NAME or aws-credentials/NAME")
+    block: str | None = Field(None, description="Prefect block with the credentials: secret/NAME or "
+                              "aws-credentials/NAME")
 
 
 class Location(Access):
@@ -55,7 +56,8 @@ class SelectionSpec(BaseModel):
     model_config = FROZEN
     classes: tuple[str, ...] = Field((), description="Classes to export, each a MID (/m/0k4j) or a display name "
                                      "(any case); with their subclasses in the hierarchy")
-    exclude_classes: tuple[str, ...] = Field((), description="Classes left out, with their subclasses (e.g. Rocket out of Vehicle)")
+    exclude_classes: tuple[str, ...] = Field((), description="Classes left out, with their subclasses "
+                                             "(e.g. Rocket out of Vehicle)")
     subclasses: bool = Field(True, description="Expand classes and exclude_classes to their subclasses "
                              "(Subcategory edges of the hierarchy)")
     only_matching: bool = Field(False, description="Keep only the selected classes' boxes, masks and labels; "
@@ -75,7 +77,8 @@ class SelectionSpec(BaseModel):
 
     @model_validator(mode="after")
     def _needs_classes(self) -> "SelectionSpec":
-        if (self.per_class is not None or self.only_matching or self.merge_subclasses or self.exclude_classes) and not self.classes:
+        refers = self.per_class is not None or self.only_matching or self.merge_subclasses or self.exclude_classes
+        if refers and not self.classes:
             raise ValueError("per_class, only_matching, merge_subclasses and exclude_classes need classes")
         return self
 
@@ -96,7 +99,8 @@ class SourceOptions(BaseModel):
     """What every run that reads a source takes besides its URL."""
 
     model_config = FROZEN
-    source: Access = Field(default_factory=Access, description="How to reach the source: fsspec options and credentials block")
+    source: Access = Field(default_factory=Access, description="How to reach the source: fsspec options and "
+                           "credentials block")
 
     def source_at(self, url: str) -> Location:
         return Location(url=url, options=self.source.options, block=self.source.block)
@@ -122,15 +126,16 @@ class ExportOptions(SourceOptions):
     resize_method: ResizeMethod = Field(ResizeMethod.fast, description="How 300k/200k resize: fast (scaled decode, "
                                         "sharper than TFDS) or tfds (TFDS's exact pixels, slower)")
     subsets: tuple[str, ...] = Field((), description="Subsets to export (e.g. train,validation); all when empty")
-    per_subset: bool = Field(False, description="Also publish one zip per subset: NAME-train.zip, NAME-validation.zip, ...")
+    per_subset: bool = Field(False, description="Also publish one zip per subset: NAME-train.zip, "
+                             "NAME-validation.zip, ...")
     on_invalid: OnInvalid = Field(OnInvalid.fail, description="fail publishes nothing when a row is invalid; "
                                   "drop leaves such rows out and publishes")
     work: Location | None = Field(None, description="Scratch area (shared by all workers on a cluster); "
                                   "a temporary local folder when empty")
     reuse: bool = Field(True, description="Publish nothing when DEST already holds this export of the unchanged "
                         "source (same content and parameters)")
-    selection: Annotated[SelectionSpec, Flag(flat=True)] = Field(default_factory=SelectionSpec,
-                                                                 description="What the export keeps; everything by default")
+    selection: Annotated[SelectionSpec, Flag(flat=True)] = Field(
+        default_factory=SelectionSpec, description="What the export keeps; everything by default")
 
     def refuse_credentials(self, source: str) -> None:
         super().refuse_credentials(source)

@@ -113,7 +113,7 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     fs.put(str(cvat_dir) + "/", f"{s3_bucket}/src/", recursive=True)
     options = json.dumps(_through(proxy))
     args = ["export", f"s3://{s3_bucket}/src", f"s3://{s3_bucket}/out", "--name", "ds",
-            "--storage-options", options, "--dest-storage-options", options]
+            "--source-options", options, "--dest-options", options]
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     proxy.rules = [Rule(pattern, "hold", times=1)]
     run = _cli(args, env)

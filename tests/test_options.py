@@ -25,7 +25,8 @@ from .test_media import _jpeg
 
 EVERY_FLAG = ["--source-options", '{"anon": true}', "--source-block", "secret/in", "--dest-options", '{"anon": false}',
               "--dest-block", "aws-credentials/out", "--name", "ds", "--image-size", "300k", "--resize-method", "tfds",
-              "--subsets", "train,validation", "--per-subset", "--on-invalid", "drop", "--work", "/tmp/work", "--no-reuse",
+              "--subsets", "train,validation", "--per-subset", "--on-invalid", "drop", "--work", "/tmp/work",
+              "--no-reuse",
               "--classes", "Vehicle, Dog", "--exclude-classes", "Rocket", "--no-subclasses", "--only-matching",
               "--merge-subclasses", "--per-class", "3", "--max-images", "5", "--seed", "7", "--image-ids", "ids.txt",
               "--drop-boxes", "group-of,depiction"]
@@ -34,9 +35,9 @@ EVERY_OPTION = ExportOptions(
     dest=Location(url="out", options={"anon": False}, block="aws-credentials/out"), name="ds",
     image_size=ImageSize.px300k, resize_method=ResizeMethod.tfds, subsets=("train", "validation"), per_subset=True,
     on_invalid=OnInvalid.drop, work="/tmp/work", reuse=False,
-    selection=SelectionSpec(classes=("Vehicle", "Dog"), exclude_classes=("Rocket",), subclasses=False, only_matching=True,
-                            merge_subclasses=True, per_class=3, max_images=5, seed=7, image_ids="ids.txt",
-                            drop_boxes=(BoxFlag.group_of, BoxFlag.depiction)))
+    selection=SelectionSpec(classes=("Vehicle", "Dog"), exclude_classes=("Rocket",), subclasses=False,
+                            only_matching=True, merge_subclasses=True, per_class=3, max_images=5, seed=7,
+                            image_ids="ids.txt", drop_boxes=(BoxFlag.group_of, BoxFlag.depiction)))
 
 
 def _parsed(model, argv: list[str]):
@@ -66,7 +67,8 @@ def test_every_option_is_a_flag_and_a_field_of_the_flows_form():
         assert schema["properties"]["options"]["$ref"] == "#/definitions/ExportOptions"
         assert list(schema["definitions"]["ExportOptions"]["properties"]) == list(ExportOptions.model_fields)
     form = validate_open_images.parameters.model_dump()["definitions"]["ValidateOptions"]["properties"]
-    assert list(form) == ["source", "max_errors"] and _parsed(ValidateOptions, ["src", "--max-errors", "5"]).max_errors == 5
+    assert list(form) == ["source", "max_errors"]
+    assert _parsed(ValidateOptions, ["src", "--max-errors", "5"]).max_errors == 5
 
 
 class Extended(ExportOptions):
@@ -131,7 +133,8 @@ def test_library_code_takes_its_limits_and_reads_no_environment(monkeypatch):
 def test_importing_media_leaves_pillows_limit_alone():
     code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import openimages_etl.media; "
             "print(Image.MAX_IMAGE_PIXELS == before)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "True"
 
 
 @pytest.mark.usefixtures("prefect_api")

@@ -80,8 +80,8 @@ def test_no_credential_reaches_logs_reports_artifacts_parameters_or_errors(fake_
 
 @pytest.mark.parametrize("arguments", [
     ["export", "s3://AKIAURLFAKE:url%2Fsecret@bucket/x.zip", "out"],
-    ["export", "x.zip", "s3://bucket/out", "--dest-storage-options", '{"secret": "opt/FAKE/secret"}'],
-    ["validate", "x.zip", "--storage-options", '{"client_kwargs": {"aws_secret_access_key": "opt/FAKE/secret"}}'],
+    ["export", "x.zip", "s3://bucket/out", "--dest-options", '{"secret": "opt/FAKE/secret"}'],
+    ["validate", "x.zip", "--source-options", '{"client_kwargs": {"aws_secret_access_key": "opt/FAKE/secret"}}'],
 ])
 def test_credentials_in_urls_or_options_are_refused_before_a_run_exists(arguments, capsys):
     assert main(arguments) == 2
