@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("source")
     inspect.add_argument("--charts-dir", default=None, help="folder for the chart PNGs (default: ./<source stem>.inspect)")
     add_options(inspect, SourceOptions, aliases=OLD_FLAGS)
-    add_options(inspect, SelectionSpec)
+    add_options(inspect, SelectionSpec, group="selection")
     inspect.set_defaults(run=_inspect)
     for command in commands.choices.values():
         command.add_argument("-v", "--verbose", action="store_true",

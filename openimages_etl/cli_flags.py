@@ -30,6 +30,7 @@ class Option:
     path: tuple[str, ...]
     flag: str
     arguments: dict[str, Any]
+    group: str = ""  # a flat model's fields are listed under its name in --help
 
     @property
     def dest(self) -> str:
@@ -37,7 +38,7 @@ class Option:
 
 
 def options_of(model: type[BaseModel], only: set[str] | None = None, path: tuple[str, ...] = (), prefix: str = "",
-               required: bool = True, about: str = "") -> list[Option]:
+               required: bool = True, about: str = "", group: str = "") -> list[Option]:
     """The flags of `model`'s fields (of the top-level fields in `only`, when given); `about` describes a nested model
     whose own flag (a location's URL) it is."""
     options = []
@@ -49,25 +50,27 @@ def options_of(model: type[BaseModel], only: set[str] | None = None, path: tuple
         kind = _unwrap(field.annotation)
         positional = required and field.is_required()
         if isinstance(kind, type) and issubclass(kind, BaseModel):
-            inner = "" if hint.flat else flag
-            options += options_of(kind, None, (*path, name), inner, positional, field.description or "")
+            inner, grouped = ("", name) if hint.flat else (flag, group)
+            options += options_of(kind, None, (*path, name), inner, positional, field.description or "", grouped)
             continue
         help_text = f"{prefix.replace('_', '-')}: {field.description}" if prefix else field.description or ""
         help_text = about if hint.name == "" and about else help_text
         if not positional:
             flag = ("--no-" if kind is bool and field.default is True else "--") + flag.replace("_", "-")
-        options.append(Option((*path, name), flag, _arguments(field, help_text)))
+        options.append(Option((*path, name), flag, _arguments(field, help_text), group))
     return options
 
 
 def add_options(parser: argparse.ArgumentParser, model: type[BaseModel], only: set[str] | None = None,
-                aliases: dict[str, tuple[str, ...]] | None = None) -> None:
-    """Add `model`'s flags to `parser`; `aliases` keeps old spellings working (`--storage-options`)."""
-    for option in options_of(model, only):
+                aliases: dict[str, tuple[str, ...]] | None = None, group: str = "") -> None:
+    """Add `model`'s flags to `parser` (under `group` in --help); `aliases` keeps old spellings working."""
+    groups: dict[str, Any] = {}
+    for option in options_of(model, only, group=group):
+        target = groups.setdefault(option.group, parser.add_argument_group(option.group)) if option.group else parser
         if option.flag.startswith("--"):
             named = {"action", "choices", "metavar"} & set(option.arguments)
             metavar = {} if named else {"metavar": option.path[-1].upper()}
-            parser.add_argument(option.flag, *(aliases or {}).get(option.flag, ()), dest=option.dest,
+            target.add_argument(option.flag, *(aliases or {}).get(option.flag, ()), dest=option.dest,
                                 default=argparse.SUPPRESS, **{**metavar, **option.arguments})
         else:
             parser.add_argument(option.dest, metavar=option.flag.upper(), **option.arguments)
