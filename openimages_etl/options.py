@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .config import BoxFlag, ImageSize, OnInvalid, ResizeMethod
 from .storage import refuse_credentials
 
-FROZEN = ConfigDict(frozen=True, extra="forbid")
+# Frozen and strict; each field's title in the UI's form is its name, as in Python and (with dashes) on the CLI.
+FROZEN = ConfigDict(frozen=True, extra="forbid", field_title_generator=lambda name, _: name)
 
 
 @dataclass(frozen=True)
