@@ -162,7 +162,7 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
 def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_path):
     source, dest = str(make_archive(cvat_dir, "zip")), str(tmp_path / "dest")
     with ThreadPoolExecutor(2) as pool, export_lock(dest, "ds"):  # held here so that both runs queue behind it
-        futures = [pool.submit(export_open_images, source=source, dest=dest, name="ds") for _ in range(2)]
+        futures = [pool.submit(export_open_images, source=source, options=ExportOptions(dest=dest, name="ds")) for _ in range(2)]
         time.sleep(5)
     reports = [future.result() for future in futures]
     assert sorted(r["status"] for r in reports) == ["published", "unchanged"]

@@ -129,7 +129,8 @@ def test_resize_batches_sample_the_source_bytes(cvat_dir, tmp_path):
 @pytest.mark.usefixtures("prefect_api")
 def test_the_same_flow_runs_on_a_local_dask_cluster(cvat_dir, tmp_path):
     threads = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path / "threads"), name="ds"))
-    dask = on_dask(export_open_images, workers=2)(source=str(cvat_dir), dest=str(tmp_path / "dask"), name="ds")
+    options = ExportOptions(dest=str(tmp_path / "dask"), name="ds")
+    dask = on_dask(export_open_images, workers=2)(source=str(cvat_dir), options=options)
     assert dask["subsets"] == threads["subsets"]
     with zipfile.ZipFile(tmp_path / "dask" / "ds.zip") as a, zipfile.ZipFile(tmp_path / "threads" / "ds.zip") as b:
         assert sorted(a.namelist()) == sorted(b.namelist())

@@ -170,7 +170,8 @@ def test_the_custom_run_form_lists_parameters_with_descriptions_and_choices(runs
 def _choices(page: Page, ui: str, name: str) -> list[str]:
     """Open the parameter's drop-down and read its options."""
     if ui == "v1":
-        field = page.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)).first
+        # the innermost property with that label: the nested `options` form holds the field
+        field = page.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)).last
         field.locator(".p-select-button__control").focus()
         page.keyboard.press("ArrowDown")  # a mouse click can toggle it shut again; the keyboard opens it
     else:
