@@ -25,11 +25,12 @@ from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.layout import Layout
-from openimages_etl.partition import OUTPUT_NAMES, output_columns
+from openimages_etl.options import ExportOptions, ValidateOptions
+from openimages_etl.partition import output_columns
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.report import build_report
 from openimages_etl.runlock import export_lock
-from openimages_etl.options import ExportOptions, ValidateOptions
+from openimages_etl.schemas.kinds import TABLES
 from openimages_etl.selection import (key_parameters, kept_classes, matching_masks, prune_hierarchy,
                                       selection_summary, write_image_ids)
 from openimages_etl.storage import absolute_location, display_url, join_url, plain_file_name, url_stem
@@ -158,7 +159,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
         failures = all_failures(keys, checks)
         if failures.total and on_invalid == OnInvalid.fail:
             fail()
-        columns = {kind: output_columns(layout.of_kind(kind)) for kind in OUTPUT_NAMES if layout.of_kind(kind)}
+        columns = {kind: output_columns(layout.of_kind(kind)) for kind in TABLES if layout.of_kind(kind)}
 
         def partition(tables: list[TableCheck], classes: list[str] | None = None):
             return work.track(partition_csv.map(tables, unmapped(keys), unmapped(subsets and chosen), [columns[c.table.kind] for c in tables],
@@ -192,7 +193,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             raise AccountingError(f"{display_url(source)}: counts do not add up, nothing published: " + "; ".join(problems))
 
         # 4. publish: per-subset zips first, the full zip last, then the report
-        headers = {OUTPUT_NAMES[kind].format(subset=s): cols for kind, cols in columns.items() for s in chosen}
+        headers = {TABLES[kind].output_name(s): cols for kind, cols in columns.items() for s in chosen}
         bundles = {s: [s] for s in chosen} if per_subset else {}
         bundles["*"] = chosen
         outputs = {}

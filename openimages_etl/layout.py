@@ -10,23 +10,14 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
+from openimages_etl.schemas.kinds import TABLES, TableKind, check_header
+
 from .config import Limits
 from .errors import SourceError, UnreadableFileError
 from .storage import ARCHIVE_READ_ERRORS, DatasetRoot, check_zip, display_url, file_slug, find_files, is_local, member_path, safe_name
-from .tables import check_header
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-CLASS_HEADER = ("LabelName", "DisplayName")
-
-# (kind, pattern on the file name); the subset comes from the `subset` group, Datumaro's rule.
-TABLE_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("classes", re.compile(r"^(?:oidv\d+-)?class-descriptions(?:-boxable)?\.csv$")),
-    ("images", re.compile(r"^(?P<subset>.+?)-images(?:-boxable)?(?:-with-labels)?-with-rotation\.csv$")),
-    ("images", re.compile(r"^(?:(?P<subset>.+)-)?image_ids_and_rotation\.csv$")),
-    ("boxes", re.compile(r"^(?P<subset>.+)-annotations-bbox\.csv$")),
-    ("labels", re.compile(r"^(?P<subset>.+)-annotations-human-imagelabels(?:-boxable)?\.csv$")),
-    ("masks", re.compile(r"^(?P<subset>.+)-annotations-object-segmentation\.csv$")),
-]
+CLASS_HEADER = tuple(TABLES[TableKind.classes].columns)  # the columns of a class file without a header line
 # Datumaro's precedence when several class files are present: oidv* (with header) first.
 CLASS_FILE_RANK = [re.compile(r"^oidv\d+-"), re.compile(r"-boxable\.csv$"), re.compile(r".")]
 MASK_SHARD = re.compile(r"^(?P<subset>.+)-masks-[0-9a-f]\.zip$")
@@ -45,7 +36,7 @@ class CsvFile:
     """One annotation CSV: where it is, what it holds, and which subset its name says."""
 
     path: str
-    kind: str
+    kind: TableKind
     subset: str | None
     columns: tuple[str, ...]
     header: bool
@@ -64,7 +55,7 @@ class Layout:
     mask_files: str  # parquet: name, shard (zip holding it, or null), path
     ignored: tuple[str, ...] = field(default=())
 
-    def of_kind(self, kind: str) -> list[CsvFile]:
+    def of_kind(self, kind: TableKind) -> list[CsvFile]:
         return [table for table in self.tables if table.kind == kind]
 
 
@@ -91,7 +82,7 @@ def discover(root: DatasetRoot, index_dir: Path, limits: Limits = Limits()) -> L
             kind, subset = _classify_table(name)
             if kind is None:
                 ignored.append(rel)
-            elif kind == "classes":
+            elif kind == TableKind.classes:
                 class_files.append(rel)
             else:
                 tables.append(_csv_file(fs, base, rel, kind, subset, index_dir))
@@ -105,7 +96,7 @@ def discover(root: DatasetRoot, index_dir: Path, limits: Limits = Limits()) -> L
             ignored.append(rel)
     if class_files:
         chosen = min(class_files, key=lambda n: next(i for i, r in enumerate(CLASS_FILE_RANK) if r.search(PurePosixPath(n).name)))
-        tables.insert(0, _csv_file(fs, base, chosen, "classes", None, index_dir))
+        tables.insert(0, _csv_file(fs, base, chosen, TableKind.classes, None, index_dir))
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
@@ -147,16 +138,17 @@ def _file_roles(paths: list[str]) -> pl.DataFrame:
     )
 
 
-def _classify_table(name: str) -> tuple[str | None, str | None]:
-    for kind, pattern in TABLE_PATTERNS:
-        match = pattern.match(name)
-        if match:
-            subset = subset_of(match.groupdict().get("subset"))
-            return kind, subset and safe_name(subset, f"subset of {name}")
+def _classify_table(name: str) -> tuple[TableKind | None, str | None]:
+    for kind, spec in TABLES.items():
+        for pattern in spec.patterns:
+            match = pattern.match(name)
+            if match:
+                subset = subset_of(match.groupdict().get("subset"))
+                return kind, subset and safe_name(subset, f"subset of {name}")
     return None, None
 
 
-def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, index_dir: Path) -> CsvFile:
+def _csv_file(fs, base: str, rel: str, kind: TableKind, subset: str | None, index_dir: Path) -> CsvFile:
     path = member_path(base, rel)
     try:
         first = read_header(fs, path, rel)
@@ -168,7 +160,7 @@ def _csv_file(fs, base: str, rel: str, kind: str, subset: str | None, index_dir:
             fs.get_file(path, local)
     except ARCHIVE_READ_ERRORS as exc:
         raise SourceError(f"{rel}: corrupt archive member ({type(exc).__name__}: {exc})") from exc
-    if kind == "classes" and tuple(first[:2]) != CLASS_HEADER:
+    if kind == TableKind.classes and tuple(first[:2]) != CLASS_HEADER:
         return CsvFile(rel, kind, subset, CLASS_HEADER, header=False, local=local)
     check_header(kind, tuple(first), rel)
     return CsvFile(rel, kind, subset, tuple(first), header=True, local=local)

@@ -19,9 +19,9 @@ from typing import Any, Iterable
 import fsspec
 
 from .errors import SourceError
-from .storage import display_url, join_url
+from .storage import ARCHIVE_KINDS, display_url, join_url
 
-ARCHIVE_PATTERNS = ("*.zip", "*.tar", "*.tar.gz", "*.tgz")
+ARCHIVE_PATTERNS = tuple(f"*{suffix}" for suffix in ARCHIVE_KINDS)  # every archive that fetch-source opens
 LEDGER_DIR = ".openimages-etl/exported"
 DIGEST_CHUNK = 8 << 20
 # uuid5 namespace for event ids: one id per object version, whichever bridge saw it.

@@ -6,17 +6,18 @@ from pathlib import Path
 
 import polars as pl
 
+from openimages_etl.schemas.kinds import TABLES, TableKind
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .convert import exported_sizes
 from .deflate import LEVEL, write_deflated
 from .layout import Layout
 from .storage import member_path
-from .partition import OUTPUT_NAMES
 from .shards import copy_entries
 from .validation import Keys
 
 HIERARCHY_NAME = "bbox_labels_600_hierarchy.json"
+CLASSES_NAME = TABLES[TableKind.classes].output  # headerless, as Datumaro writes and reads it
 
 
 def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
@@ -28,10 +29,10 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
         for name in _output_tables(out_dir, subsets):
             header = columns.get(name)
-            first = [(",".join(header) + "\r\n").encode()] if header and name != OUTPUT_NAMES["classes"] else []
+            first = [(",".join(header) + "\r\n").encode()] if header and name != CLASSES_NAME else []
             write_deflated(archive, f"annotations/{name}", first + sorted((out_dir / "parts" / name).glob("*.csv")))
         for subset in subsets:
-            if not (out_dir / "parts" / OUTPUT_NAMES["images"].format(subset=subset)).exists():
+            if not (out_dir / "parts" / TABLES[TableKind.images].output_name(subset)).exists():
                 _write_image_list(archive, subset, sizes)
         if hierarchy:  # pruned to a selection's classes
             archive.write(hierarchy, f"annotations/{HIERARCHY_NAME}")
@@ -49,7 +50,7 @@ def build_zip(zip_path: Path, out_dir: Path, layout: Layout, keys: Keys,
 
 
 def _output_tables(out_dir: Path, subsets: list[str]) -> list[str]:
-    wanted = {OUTPUT_NAMES["classes"]} | {pattern.format(subset=s) for s in subsets for pattern in OUTPUT_NAMES.values()}
+    wanted = {spec.output_name(s) for s in subsets for spec in TABLES.values()} | {CLASSES_NAME}
     parts = out_dir / "parts"
     return sorted(p.name for p in parts.iterdir() if p.name in wanted) if parts.is_dir() else []
 
@@ -59,7 +60,8 @@ def _write_image_list(archive: zipfile.ZipFile, subset: str, sizes: pl.DataFrame
     ids = sizes.filter(pl.col("subset") == subset).select(ImageList.image_id, pl.lit(subset).alias(ImageList.subset))
     if ids.height:  # written by polars: an id with a comma or a quote is quoted, as Datumaro's csv module does
         rows = ids.with_columns(pl.lit(None, pl.String).alias(c) for c in ImageList.to_schema().columns if c not in ids.columns)
-        archive.writestr(f"annotations/{OUTPUT_NAMES['images'].format(subset=subset)}", rows.write_csv(line_terminator="\r\n"))
+        name = TABLES[TableKind.images].output_name(subset)
+        archive.writestr(f"annotations/{name}", rows.write_csv(line_terminator="\r\n"))
 
 
 def shell_quoted(ids: pl.Expr) -> pl.Expr:

@@ -8,21 +8,14 @@ import polars as pl
 
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
+from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 
 from .layout import CsvFile
 from .storage import file_slug, safe_name
 from .selection import Selection
-from .tables import CSV_PASSES, LINE, SCHEMAS, scan, unreadable
+from .tables import CSV_PASSES, LINE, scan, unreadable
 from .validation import Keys, TableCheck
-
-OUTPUT_NAMES = {
-    "classes": "class-descriptions.csv",
-    "images": "{subset}-images-with-rotation.csv",  # what Datumaro's importer matches (not the CVAT page's name)
-    "boxes": "{subset}-annotations-bbox.csv",
-    "labels": "{subset}-annotations-human-imagelabels.csv",
-    "masks": "{subset}-annotations-object-segmentation.csv",
-}
 
 
 @dataclass(frozen=True)
@@ -30,7 +23,7 @@ class PartitionResult:
     """Rows in, rows written per subset, rows rejected and rows outside the chosen subsets, for one CSV."""
 
     file: str
-    kind: str
+    kind: TableKind
     rows_in: int
     published: dict[str, int] = field(default_factory=dict)
     rejected: int = 0
@@ -41,9 +34,9 @@ class PartitionResult:
 def output_columns(tables: list[CsvFile]) -> list[str]:
     """Columns of an output CSV: the model's order, then extras, over every source file of that kind."""
     present = {c for t in tables for c in t.columns}
-    if tables[0].kind == "images":
+    if tables[0].kind == TableKind.images:
         present.add(ImageList.subset)  # Datumaro takes each item's subset from this column
-    known = list(SCHEMAS[tables[0].kind].to_schema().columns)
+    known = TABLES[tables[0].kind].columns
     return [c for c in known if c in present] + sorted(present - set(known))
 
 
@@ -71,7 +64,7 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
     published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
     rejected = int(counts.filter(~usable).get_column("len").sum())
     not_selected = int(counts.filter(usable & ~wanted).get_column("len").sum())
-    name = OUTPUT_NAMES[table.kind]
+    name = TABLES[table.kind].output
     present = routed.collect_schema().names()
     sinks = []
     for subset in sorted(published):
@@ -80,7 +73,7 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
         rows = routed.filter(wanted & (pl.col("subset") == subset))
         sinks.append(rows.select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns]).sink_csv(
             target, include_header=False, line_terminator="\r\n", lazy=True))
-    per_class = selection is not None and table.kind in ("boxes", "labels", "masks")
+    per_class = selection is not None and table.kind in ANNOTATIONS
     if per_class:
         sinks.append(routed.filter(wanted).group_by("subset", Box.label_name).len())
     try:
@@ -92,9 +85,10 @@ def partition_table(check: TableCheck, keys: Keys, subsets: list[str] | None, co
                            tuple(done[-1].iter_rows()) if per_class else ())
 
 
-def _selected(routed: pl.LazyFrame, kind: str, selection: Selection | None, classes: list[str] | None) -> pl.LazyFrame:
+def _selected(routed: pl.LazyFrame, kind: TableKind, selection: Selection | None,
+              classes: list[str] | None) -> pl.LazyFrame:
     """The `selected` flag of each row, and its LabelName after merge_subclasses."""
-    if kind == "classes":
+    if kind == TableKind.classes:
         return routed.with_columns((pl.col(Box.label_name).is_in(classes) if classes is not None else pl.lit(True)).alias("selected"))
     if selection is None:
         return routed.with_columns(pl.lit(True).alias("selected"))
@@ -103,10 +97,11 @@ def _selected(routed: pl.LazyFrame, kind: str, selection: Selection | None, clas
         routed = routed.join(chosen, on=ImageList.image_id, how="left", maintain_order="left").with_columns(pl.col("selected").fill_null(False))
     else:
         routed = routed.with_columns(pl.lit(True).alias("selected"))
-    if kind == "images":
+    if kind == TableKind.images:
         return routed
     routed = routed.with_columns((pl.col("selected") & selection.label_filter(kind)).alias("selected"), selection.relabel(kind))
-    if kind == "labels" and selection.merge:  # two subclasses' labels on one image are one label of their class once merged
+    # two subclasses' labels on one image are one label of their class once merged
+    if kind == TableKind.labels and selection.merge:
         kept = pl.col("selected") & ~pl.col("rejected")
         first = pl.struct(ImageList.image_id, Box.label_name, ImageLabel.confidence, kept).is_first_distinct()
         routed = routed.with_columns((pl.col("selected") & first).alias("selected"))
@@ -121,8 +116,8 @@ def _routed(check: TableCheck, keys: Keys, out_dir: Path) -> pl.LazyFrame:
     if ImageList.image_id in table.columns:
         rejected |= pl.col(ImageList.image_id).is_in(rejected_images(out_dir).implode())
     frame = frame.with_columns(rejected.alias("rejected"))
-    if table.kind == "classes":
+    if table.kind == TableKind.classes:
         return frame.with_columns(pl.lit("").alias("subset"))
     listed = pl.scan_parquet(keys.images).select(ImageList.image_id, "subset")
     frame = frame.join(listed, on=ImageList.image_id, how="left", maintain_order="left")
-    return frame.with_columns(pl.col("subset").alias(ImageList.subset)) if table.kind == "images" else frame
+    return frame.with_columns(pl.col("subset").alias(ImageList.subset)) if table.kind == TableKind.images else frame

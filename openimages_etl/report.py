@@ -5,11 +5,11 @@ import json
 from datetime import datetime
 from typing import Any, Callable
 
+from openimages_etl.schemas.kinds import COUNT_KINDS
+
 from . import __version__
 from .failures import FailureSummary
 from .storage import browser_url
-
-COUNT_KINDS = ("images", "boxes", "labels", "masks")
 
 
 def build_report(*, status: str, source: str, output: str | None, image_size: str, started: datetime,

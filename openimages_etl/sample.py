@@ -10,20 +10,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from openimages_etl.schemas.kinds import TABLES, TableKind
+
 CLASSES = [("/m/01g317", "Person"), ("/m/0k4j", "Car"), ("/m/0bt9lr", "Dog"), ("/m/01yrx", "Cat"), ("/m/0199g", "Bicycle")]
 HIERARCHY = {"LabelName": "/m/0bl9f", "Subcategory": [
     {"LabelName": "/m/01g317"},
     {"LabelName": "/m/0k4j", "Part": [{"LabelName": "/m/0199g"}]},
     {"LabelName": "/m/0bt9lr"}, {"LabelName": "/m/01yrx"}, {"LabelName": "/m/0199g"},
 ]}
-IMAGE_COLUMNS = ["ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "License", "AuthorProfileURL", "Author",
-                 "Title", "OriginalSize", "OriginalMD5", "Thumbnail300KURL", "Rotation"]
-BOX_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",
-               "IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"]
-CLICK_COLUMNS = [f"XClick{i}{axis}" for axis in "XY" for i in range(1, 5)]
-LABEL_COLUMNS = ["ImageID", "Source", "LabelName", "Confidence"]
-SEGMENTATION_COLUMNS = ["MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax",
-                        "PredictedIoU", "Clicks"]
+IMAGE_COLUMNS = TABLES[TableKind.images].columns
+BOX_COLUMNS = TABLES[TableKind.boxes].required  # the 13 columns of V4
+CLICK_COLUMNS = [c for c in TABLES[TableKind.boxes].columns if c not in BOX_COLUMNS]  # V6 adds the XClick points
+LABEL_COLUMNS = TABLES[TableKind.labels].columns
+SEGMENTATION_COLUMNS = TABLES[TableKind.masks].columns
 SIZES = [(480, 640), (600, 800), (375, 500), (768, 1024)]  # (height, width), some above 300k pixels
 
 

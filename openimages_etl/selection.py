@@ -16,6 +16,7 @@ import fsspec
 import numpy as np
 import polars as pl
 
+from openimages_etl.schemas.kinds import ANNOTATIONS, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
@@ -51,19 +52,19 @@ class Selection:
     def requested_mids(self) -> list[str]:
         return list(dict.fromkeys(mid for _, mid, _ in self.requested))
 
-    def label_filter(self, kind: str) -> pl.Expr:
+    def label_filter(self, kind: TableKind) -> pl.Expr:
         """Rows of a boxes / labels / masks CSV that the selection keeps (images aside)."""
         keep = pl.col(Box.label_name).is_in(list(self.mids)) if self.spec.only_matching else pl.lit(True)
-        return keep & box_filter(self.spec) if kind == "boxes" else keep
+        return keep & box_filter(self.spec) if kind == TableKind.boxes else keep
 
-    def relabel(self, kind: str) -> pl.Expr:
+    def relabel(self, kind: TableKind) -> pl.Expr:
         """LabelName after merge_subclasses: boxes, masks and positive labels (a subclass verified absent says nothing
         about its parent, so negatives keep their class)."""
         label = pl.col(Box.label_name)
         if not self.merge:
             return label
         merged = label.replace(self.merge)
-        if kind == "labels":
+        if kind == TableKind.labels:
             merged = pl.when(_confidence() == 1).then(merged).otherwise(label)
         return merged.alias(Box.label_name)
 
@@ -144,12 +145,12 @@ def class_pairs(layout: Layout, keys: Keys, mids: list[str], spec: SelectionSpec
     """(subset, ImageID, LabelName) of every image that has a kept box, a mask or a positive label of one of `mids`."""
     frames = []
     for table in layout.tables:
-        if table.kind not in ("boxes", "labels", "masks"):
+        if table.kind not in ANNOTATIONS:
             continue
         keep = pl.col(Box.label_name).is_in(mids)
-        if table.kind == "labels":
+        if table.kind == TableKind.labels:
             keep &= _confidence() == 1
-        if table.kind == "boxes":
+        if table.kind == TableKind.boxes:
             keep &= box_filter(spec)
         with CSV_PASSES:
             frames.append(_scan(table).filter(keep).select(ImageList.image_id, Box.label_name).collect(engine="streaming"))
@@ -275,7 +276,7 @@ def selection_summary(selection: Selection, parts: list | None = None) -> dict:
             counts = kept.setdefault((subset, label), {})
             counts[part.kind] = counts.get(part.kind, 0) + rows
     rows = [{"subset": subset, "mid": mid, "name": names.get(mid, mid), "available": available, "selected": chosen,
-             **{kind: kept.get((subset, mid), {}).get(kind, 0) for kind in ("boxes", "labels", "masks")}}
+             **{kind: kept.get((subset, mid), {}).get(kind, 0) for kind in ANNOTATIONS}}
             for subset, mid, available, chosen in selection.counts]
     quota = selection.spec.per_class
     shortfalls = [f"{r['subset']}: {r['name']} ({r['mid']}) {r['selected']} of {quota} images ({r['available']} available)"

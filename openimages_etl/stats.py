@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from openimages_etl.schemas.kinds import ANNOTATIONS, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
@@ -69,15 +70,15 @@ def dataset_stats(layout: Layout, keys: Keys, sample_ids: pl.Series | None = Non
     wanted = (sample_ids if sample_ids is not None else pl.Series([], dtype=pl.String)).implode()
     parts: dict[str, list[pl.DataFrame]] = {k: [] for k in ("classes", "sizes", "per_image", "labels", "masks", "sample_boxes", "sample_masks")}
     for table in layout.tables:
-        if table.kind not in ("boxes", "labels", "masks"):
+        if table.kind not in ANNOTATIONS:
             continue
-        keep = {"boxes": BOX_COLUMNS, "labels": [ImageLabel.image_id, ImageLabel.label_name, ImageLabel.confidence],
-                "masks": MASK_COLUMNS}[table.kind]
+        keep = {TableKind.boxes: BOX_COLUMNS, TableKind.masks: MASK_COLUMNS,
+                TableKind.labels: [ImageLabel.image_id, ImageLabel.label_name, ImageLabel.confidence]}[table.kind]
         for batch in iter_batches(table, keep=keep):
             rows = _with_subset(batch, subsets, table)
-            if table.kind == "boxes":
+            if table.kind == TableKind.boxes:
                 _box_parts(rows, parts, wanted)
-            elif table.kind == "labels":
+            elif table.kind == TableKind.labels:
                 positive = pl.col(ImageLabel.confidence).cast(pl.Float64, strict=False) > 0
                 parts["labels"].append(rows.group_by("subset").agg(positive.sum().alias("positive"), (~positive).sum().alias("negative")))
                 parts["classes"].append(rows.filter(positive).group_by("subset", Box.label_name).len("labels"))

@@ -24,6 +24,7 @@ from fsspec.implementations.local import LocalFileSystem
 from .config import Limits
 from .errors import PublishError, SourceError, UnsafeSourceError, UsageError, storage_error
 
+# Archive suffixes and how they open: tarfile's stream mode ("r|*") reads gzip, bzip2 and xz alike.
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 COPY_CHUNK = 8 << 20
@@ -31,8 +32,9 @@ RATIO_FLOOR_BYTES = 1 << 20  # smaller members are not ratio-checked: they canno
 # Raised while reading a member of an archive whose bytes do not match its directory (truncated, lying sizes, bad CRC).
 ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
 _SECRET_KEY = re.compile(r"key|secret|token|password|passwd|credential|session", re.IGNORECASE)
-# Values from the data that become file names (Subset, MaskPath): a leading letter, digit or `_`, no separator.
-SAFE_NAME = r"^[A-Za-z0-9_][A-Za-z0-9._+=@-]*$"
+# Values from the data that become file names (Subset, MaskPath): a leading letter, digit or `_`, no separator, no
+# `..` (a dot is followed by another character or ends the name: polars' regex has no look-ahead to say it so).
+SAFE_NAME = r"^[A-Za-z0-9_](?:\.?[A-Za-z0-9_+=@-])*\.?$"
 # An ImageID becomes images/<subset>/<ImageID>.<ext>, and CVAT frame names hold spaces and sub-folders (`my photo`,
 # `dir/img1`): `/`-separated segments, each starting with a letter, digit or `_` (so never empty, `.`, `..` or hidden)
 # and holding no backslash, control character or character Windows forbids in names. Python's and polars' regex alike.
@@ -41,8 +43,8 @@ SAFE_ID = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
 
 
 def safe_name(value: str, what: str) -> str:
-    """Guard a value from the data that becomes a file name: no separators, no `..`, no NUL."""
-    if not re.fullmatch(SAFE_NAME, value or "") or ".." in value:
+    """Guard a value from the data that becomes a file name: no separators, no `..`, no NUL (see SAFE_NAME)."""
+    if not re.fullmatch(SAFE_NAME, value or ""):
         raise UnsafeSourceError(f"{what} {value!r} is not a safe file name")
     return value
 
@@ -215,7 +217,7 @@ def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path, limi
         return DatasetRoot(url, storage_options)
     kind = archive_kind(path)
     if kind is None:
-        raise SourceError(f"{shown}: not a folder nor a .zip/.tar/.tar.gz archive")
+        raise SourceError(f"{shown}: not a folder nor a {'/'.join(ARCHIVE_KINDS)} archive")
     work_dir.mkdir(parents=True, exist_ok=True)
     if kind == "zip":
         local = path if is_local(fs) else _download(fs, path, work_dir / "source.zip")

@@ -20,13 +20,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
-from openimages_etl.schemas.tables import (
-    BoxSchema,
-    ClassDescriptionSchema,
-    ImageLabelSchema,
-    ImageListSchema,
-    SegmentationSchema,
-)
+from openimages_etl.schemas.kinds import TABLES, TableKind
 
 from .config import CSV_BATCH_BYTES
 from .errors import UnreadableFileError
@@ -34,13 +28,6 @@ from .errors import UnreadableFileError
 if TYPE_CHECKING:
     from .layout import CsvFile
 
-SCHEMAS: dict[str, type[pa.DataFrameModel]] = {
-    "classes": ClassDescriptionSchema,
-    "images": ImageListSchema,
-    "boxes": BoxSchema,
-    "labels": ImageLabelSchema,
-    "masks": SegmentationSchema,
-}
 FAILURE_SCHEMA = {"row": pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}
 # One streaming pass over a CSV at a time per process: polars already spreads one over every core, and
 # each pass holds ~200 MB of read buffers whatever the batch size (validating and partitioning side by side
@@ -95,10 +82,10 @@ def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:
     return pl.concat(batches) if batches else pl.DataFrame(schema={**{c: pl.String for c in columns if c in table.columns}, LINE: pl.Int64})
 
 
-def typed_batches(table: CsvFile, kind: str) -> Iterator[pl.DataFrame]:
+def typed_batches(table: CsvFile, kind: TableKind) -> Iterator[pl.DataFrame]:
     """Typed batches, numbers parsed while reading; raises UnparsedValue on a value that is not one, or on bytes that
     are not UTF-8 (strict here, so that valid files pay nothing for finding them)."""
-    model = SCHEMAS[kind].to_schema().columns
+    model = TABLES[kind].model.to_schema().columns
     numbers = {name: column.dtype.type for name, column in model.items() if name in table.columns and column.dtype.type != pl.String}
     nullable = [name for name in numbers if model[name].nullable and numbers[name] == pl.Float64]
     lazy = scan(table, numbers, strict_utf8=True).with_columns([pl.col(c).fill_nan(None) for c in nullable])  # "nan" means "not given"
@@ -143,23 +130,10 @@ def locate_problem(path: str, width: int, max_field: int = MAX_FIELD_BYTES) -> t
     return None
 
 
-def check_header(kind: str, columns: tuple[str, ...], shown: str) -> None:
-    """A header must name every required column of its model, each once."""
-    if not columns or columns == ("",):
-        raise UnreadableFileError(shown, 1, "empty file: no header line")
-    duplicated = sorted({c for c in columns if columns.count(c) > 1})
-    if duplicated:
-        raise UnreadableFileError(shown, 1, f"header names {duplicated} more than once")
-    required = [name for name, column in SCHEMAS[kind].to_schema().columns.items() if column.required]
-    missing = [name for name in required if name not in columns]
-    if missing:
-        raise UnreadableFileError(shown, 1, f"header lacks required columns {missing}")
-
-
-def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def typed(frame: pl.DataFrame, kind: TableKind) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Cast string columns to the model's dtypes; values that do not parse become failures (and null).
     The exact path, slower than `typed_batches`."""
-    columns = SCHEMAS[kind].to_schema().columns
+    columns = TABLES[kind].model.to_schema().columns
     casts, failures = [], []
     for name, column in columns.items():
         if name not in frame.columns or column.dtype.type == pl.String:
@@ -183,10 +157,10 @@ def typed(frame: pl.DataFrame, kind: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     return frame.with_columns(casts), parse_failures
 
 
-def check_batch(frame: pl.DataFrame, kind: str) -> pl.DataFrame:
+def check_batch(frame: pl.DataFrame, kind: TableKind) -> pl.DataFrame:
     """All of the model's failures in a typed batch, as rows `row, column, check, value`."""
     try:
-        SCHEMAS[kind].to_schema().validate(frame, lazy=True)
+        TABLES[kind].model.to_schema().validate(frame, lazy=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         index = cases.get_column("index")

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from openimages_etl.schemas.kinds import ANNOTATIONS, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
-from openimages_etl.schemas.tables import SAFE_NAME
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
 
 from .config import FAILURES_KEPT_PER_CHECK
 from .failures import FailureLog, FailureSummary, failure_frame
 from .layout import CsvFile, Layout
 from .progress import track_rows
-from .storage import file_slug, member_path
+from .storage import SAFE_NAME, file_slug, member_path
 from .tables import CSV_PASSES, FAILURE_SCHEMA, LINE, NotUtf8, UnparsedValue, check_batch, iter_batches, read_columns, rows_estimate, typed, typed_batches
 
 DEFAULT_SUBSET = "default"
@@ -53,11 +53,11 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
     """Read the small tables whole (classes) and the key columns of the image lists, then check them."""
     fs, base = layout.root.open_fs()
     log = FailureLog()
-    (classes,) = layout.of_kind("classes") or [None]
+    (classes,) = layout.of_kind(TableKind.classes) or [None]
     labels = read_columns(classes, [Classes.label_name, Classes.display_name]) if classes else pl.DataFrame(
         schema={Classes.label_name: pl.String, Classes.display_name: pl.String})
     images = _image_list(fs, base, layout)
-    unsafe = images.filter(~pl.col("subset").str.contains(SAFE_NAME) | pl.col("subset").str.contains("..", literal=True))
+    unsafe = images.filter(~pl.col("subset").str.contains(SAFE_NAME))
     log.add(_failures(unsafe.rename({"subset": ImageList.subset}), ImageList.subset, "Subset is a safe folder name"))  # it names folders of the export
     images = images.join(unsafe, on=["file", "line"], how="anti", nulls_equal=True)
     files = pl.read_parquet(layout.image_files)
@@ -80,7 +80,7 @@ def build_keys(layout: Layout, work_dir: Path) -> Keys:
 
 def _image_list(fs, base: str, layout: Layout) -> pl.DataFrame:
     frames = []
-    for table in layout.of_kind("images"):
+    for table in layout.of_kind(TableKind.images):
         keep = [ImageList.image_id, ImageList.subset, ImageList.rotation]
         frame = read_columns(table, keep)
         subset = pl.lit(table.subset) if table.subset else pl.col(ImageList.subset) if ImageList.subset in frame.columns else pl.lit(None)
@@ -170,11 +170,11 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     references = [
         (Box.label_name, KeyIndex(pl.read_parquet(keys.labels, columns=[Classes.label_name]).to_series()), "LabelName defined in class descriptions", True),
         (Box.image_id, KeyIndex(pl.read_parquet(keys.images, columns=[ImageList.image_id]).to_series()), "ImageID in image list", True),
-    ] if table.kind in ("boxes", "labels", "masks") else []
-    if table.kind in ("boxes", "masks") and keys.has_image_files:
+    ] if table.kind in ANNOTATIONS else []
+    if table.kind in (TableKind.boxes, TableKind.masks) and keys.has_image_files:
         # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it needs its size.
         references.append((Box.image_id, KeyIndex(_unsized(keys)), FILE_OR_SIZE, False))
-    if table.kind == "masks":
+    if table.kind == TableKind.masks:
         references.append((Segmentation.mask_path, KeyIndex(pl.read_parquet(layout.mask_files, columns=["name"]).to_series()), "mask file present", True))
     estimate, not_utf8 = rows_estimate(table), NotUtf8(table)
     with CSV_PASSES:
@@ -188,7 +188,7 @@ def validate_table(layout: Layout, table: CsvFile, keys: Keys, work_dir: Path,
     rejected_path = out / f"{stem}.rejected.parquet"
     pl.DataFrame({LINE: pl.concat(rejected) if rejected else pl.Series([], dtype=pl.Int64)}).write_parquet(rejected_path)
     jobs_path = None
-    if table.kind == "masks":
+    if table.kind == TableKind.masks:
         jobs_path = str(out / f"{stem}.maskjobs.parquet")
         (pl.concat(jobs) if jobs else pl.DataFrame(schema={Segmentation.mask_path: pl.String, Segmentation.image_id: pl.String,
                                                           Segmentation.label_name: pl.String, LINE: pl.Int64})).write_parquet(jobs_path)
@@ -213,7 +213,7 @@ def _check_batches(batches, not_utf8: NotUtf8 | None, table: CsvFile, references
         log.add(found)
         bad_lines = found.get_column("row").drop_nulls().unique()
         rejected.append(bad_lines)
-        if table.kind == "masks":
+        if table.kind == TableKind.masks:
             jobs.append(frame.filter(~pl.col(LINE).is_in(bad_lines.implode())).select(
                 Segmentation.mask_path, Segmentation.image_id, Segmentation.label_name, LINE))
     return rows, log, rejected, jobs

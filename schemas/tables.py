@@ -11,8 +11,6 @@ from pandera.api.polars.types import PolarsData
 # ImageID and MaskPath become paths: the guards of storage.safe_id and storage.safe_name.
 from openimages_etl.storage import SAFE_ID, SAFE_NAME
 
-NO_DOTDOT = r"^(?:(?!\.\.).)*$"
-
 Normalised = partial(pa.Field, ge=0.0, le=1.0, description="Coordinate normalised to [0, 1] of the image side.")
 Flag = partial(pa.Field, isin=[-1, 0, 1], description="1 yes, 0 no, -1 unknown.")
 ImageId = partial(pa.Field, str_matches=SAFE_ID, description="Image file path under its subset folder, without extension.")
@@ -119,7 +117,3 @@ class SegmentationSchema(pa.DataFrameModel):
     @pa.dataframe_check(name="BoxYMin <= BoxYMax")
     def box_y_ordered(cls, data: PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select((pl.col("BoxYMin") <= pl.col("BoxYMax")).fill_null(True))
-
-    @pa.dataframe_check(name="no '..' in MaskPath")
-    def mask_path_contained(cls, data: PolarsData) -> pl.LazyFrame:
-        return data.lazyframe.select(~pl.col("MaskPath").str.contains("..", literal=True))

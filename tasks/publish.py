@@ -92,11 +92,8 @@ def write_report(report: dict[str, Any], name: str, dest: str, storage_options: 
     if layout is not None and report["errors"]:  # a failed run, or rows left out with --on-invalid drop
         visuals += failure_visuals(layout, report["errors"])
     files = write_visuals(visuals, folder)
-    pages = [(".report.json", to_json), (".report.md", lambda r: to_markdown(r, opens=partial(browser_url, storage_options=storage_options)))]
-    if report.get("reused"):  # the earlier run's pictures and page are at DEST already
-        files = report.get("pictures", {}).get("files", [])
-    else:
-        pages.insert(0, (".report.html", lambda r: to_html(r, visuals)))
+    pages = [(".report.html", lambda r: to_html(r, visuals)), (".report.json", to_json),
+             (".report.md", lambda r: to_markdown(r, opens=partial(browser_url, storage_options=storage_options)))]
     report = {**report, "pictures": {"html": f"{name}.report.html", "files": files, "seconds": round(time.perf_counter() - started, 3)}}
     for visual in visuals:
         publish_file(folder / visual.file, join_url(dest, f"{folder.name}/{visual.file}"), storage_options)

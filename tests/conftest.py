@@ -95,12 +95,15 @@ def official_dir(sample_dirs, tmp_path) -> Path:
     return Path(shutil.copytree(sample_dirs["official"], tmp_path / "official"))
 
 
+TAR_COMPRESSION = {"tar": "", "tar.gz": "gz", "tgz": "gz", "tar.bz2": "bz2", "tar.xz": "xz"}
+
+
 def make_archive(folder: Path, kind: str) -> Path:
-    """`folder` as a zip, tar or tar.gz next to it."""
+    """`folder` as a zip or a tar (`kind` tar, tar.gz, tgz, tar.bz2 or tar.xz) next to it."""
     if kind == "zip":
         return zip_folder(folder, folder.with_suffix(".zip"))
     target = folder.parent / f"{folder.name}.{kind}"
-    with tarfile.open(target, "w:gz" if kind == "tar.gz" else "w") as archive:
+    with tarfile.open(target, f"w:{TAR_COMPRESSION[kind]}") as archive:
         for path in sorted(folder.rglob("*")):
             archive.add(path, path.relative_to(folder).as_posix(), recursive=False)
     return target

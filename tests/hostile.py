@@ -97,6 +97,10 @@ def _truncated(path: Path) -> Path:
     return path
 
 
+def _truncated_tar(d: Path, compression: str) -> Path:
+    return _truncated(_tar(d / f"a.tar.{compression}", [(CSV_OK, np.random.default_rng(0).bytes(20000))], f"w:{compression}"))
+
+
 def _big_csv_zip(d: Path) -> Path:
     return _zip(d / "a.zip", [(CSV_OK, b"".join(b"/m/%d,Name %d\n" % (i, i) for i in range(3000)))])
 
@@ -109,7 +113,9 @@ UNREADABLE_ARCHIVES = {
     "zip-not-a-zip": lambda d: (d / "a.zip").write_bytes(b"MZ\x90\0 not a zip at all" * 10) or d / "a.zip",
     "zip-encrypted-flag": lambda d: _patch_central_directory(_big_csv_zip(d), 8, "<H", 0x1),
     "zip-unknown-method": lambda d: _patch_central_directory(_big_csv_zip(d), 10, "<H", 99),
-    "tar-truncated": lambda d: _truncated(_tar(d / "a.tar.gz", [(CSV_OK, np.random.default_rng(0).bytes(20000))], "w:gz")),
+    "tar-truncated": lambda d: _truncated_tar(d, "gz"),
+    "tar-bz2-truncated": lambda d: _truncated_tar(d, "bz2"),
+    "tar-xz-truncated": lambda d: _truncated_tar(d, "xz"),
     "tar-empty": lambda d: _tar(d / "a.tar", []),
     "tar-not-a-tar": lambda d: (d / "a.tar.gz").write_bytes(b"\x1f\x8b garbage") or d / "a.tar.gz",
 }

@@ -7,10 +7,13 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from openimages_etl.layout import discover
-from openimages_etl.storage import DatasetRoot, find_files
+from openimages_etl.layout import _classify_table, discover
+from openimages_etl.objects import ARCHIVE_PATTERNS, matches
+from openimages_etl.schemas.kinds import TABLES, TableKind
+from openimages_etl.storage import ARCHIVE_KINDS, DatasetRoot, find_files, stage_source
 from openimages_etl.validation import build_keys
 
+from .conftest import make_archive
 from .test_cross_file_checks import validate
 
 
@@ -84,6 +87,20 @@ def test_memory_filesystem_source(cvat_dir, tmp_path):
     finally:
         memory.rm("/ds", recursive=True)
 
+
+@pytest.mark.parametrize("suffix", sorted(ARCHIVE_KINDS))
+def test_every_archive_that_fetch_opens_is_one_the_triggers_pick_up(cvat_dir, tmp_path, suffix):
+    """The watcher, the relay and the scheduled flow (ARCHIVE_PATTERNS) announce exactly what fetch-source opens."""
+    archive = make_archive(cvat_dir, suffix.removeprefix("."))
+    assert matches(str(archive), ARCHIVE_PATTERNS)
+    _, keys = keys_of(stage_source(str(archive), {}, tmp_path / "work").url, tmp_path)
+    assert keys.images_per_subset == {"train": 6, "validation": 3}
+
+
+@pytest.mark.parametrize("kind", list(TableKind))
+def test_each_exported_file_name_reads_back_as_its_kind(kind):
+    subset = None if kind == TableKind.classes else "train-2"
+    assert _classify_table(TABLES[kind].output_name(subset or "")) == (kind, subset)
 
 
 def test_a_folder_linking_to_itself_is_listed_once(cvat_dir):
