@@ -20,6 +20,7 @@ from pathlib import Path
 
 def export(args) -> dict:
     from openimages_etl.flows import export_open_images
+    from openimages_etl.options import ExportOptions
 
     flow = export_open_images
     if args.dask:
@@ -27,8 +28,8 @@ def export(args) -> dict:
 
         flow = on_dask(export_open_images, None if args.dask == "local" else args.dask, args.workers)
     started = time.perf_counter()
-    state = flow(source=args.source, dest=args.dest, name="bench", image_size=args.image_size,
-                 resize_method=args.resize_method, reuse=False, return_state=True)
+    options = ExportOptions(dest=args.dest, name="bench", image_size=args.image_size, resize_method=args.resize_method, reuse=False)
+    state = flow(source=args.source, options=options, return_state=True)
     seconds = time.perf_counter() - started
     report = state.result()
     time.sleep(3)  # task runs reach the API as events: give the last ones a moment
@@ -81,7 +82,7 @@ def partition(args) -> dict:
         keys = build_keys(layout, work)
         checks = [validate_table(layout, table, keys, work) for table in layout.tables]
         boxes = next(c for c in checks if c.table.kind == "boxes")
-        selection = select(layout, keys, SelectionSpec((args.select,), per_class=args.per_class), sorted(keys.images_per_subset),
+        selection = select(layout, keys, SelectionSpec(classes=(args.select,), per_class=args.per_class), sorted(keys.images_per_subset),
                            work / "sel") if args.select else None
         started = time.perf_counter()
         result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out", selection)
@@ -101,7 +102,7 @@ def select(args) -> dict:
         layout = discover(stage_source(args.source, {}, work), work / "index")
         keys = build_keys(layout, work)
         indexed = time.perf_counter()
-        chosen = select(layout, keys, SelectionSpec((args.label,), per_class=args.per_class), sorted(keys.images_per_subset), work / "sel")
+        chosen = select(layout, keys, SelectionSpec(classes=(args.label,), per_class=args.per_class), sorted(keys.images_per_subset), work / "sel")
         seconds = time.perf_counter() - indexed
     return {"seconds": seconds, "index_seconds": indexed - started, "classes": len(chosen.mids), "images": chosen.keys.images_per_subset}
 

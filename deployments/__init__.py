@@ -18,11 +18,11 @@ from prefect.events import DeploymentEventTrigger
 from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
-from openimages_etl.config import ImageSize, ResizeMethod
 from openimages_etl.errors import UsageError
 from openimages_etl.events import OBJECT_CREATED
 from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.objects import ARCHIVE_PATTERNS, canonical_url
+from openimages_etl.options import ExportOptions
 
 ADHOC, SCHEDULED, ON_UPLOAD, ADHOC_DASK = "adhoc", "scheduled", "on-upload", "adhoc-dask"
 TAGS = ["openimages-etl"]
@@ -33,10 +33,8 @@ class Settings:
     """What differs between installations: where archives land, where exports go, when the schedule runs."""
 
     source: str
-    dest: str
+    options: ExportOptions  # the exports' options: DEST and what the form offers pre-filled
     cron: str = "0 * * * *"
-    image_size: ImageSize = ImageSize.original
-    resize_method: ResizeMethod = ResizeMethod.fast
     patterns: tuple[str, ...] = ARCHIVE_PATTERNS
     concurrency: int = 1
     dask: str | None = None  # scheduler address (tcp://host:8786): adds the variant of adhoc that runs on Dask
@@ -46,8 +44,9 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The three deployments; each only overrides flow defaults, so the UI form still offers every parameter."""
     # absolute URLs: a worker may start in another folder than this command
     prefix = canonical_url(settings.source)
-    shared = {"dest": canonical_url(settings.dest), "image_size": settings.image_size.value,
-              "resize_method": settings.resize_method.value}
+    options = settings.options.model_copy(update={"dest": settings.options.dest.model_copy(
+        update={"url": canonical_url(settings.options.dest.url)})})
+    shared = {"options": options.model_dump(mode="json", exclude_defaults=True)}
     watched = {**shared, "source": prefix, "patterns": list(settings.patterns)}
     common = {"tags": TAGS, "entrypoint_type": EntrypointType.MODULE_PATH}
     deployments = [

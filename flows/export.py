@@ -21,18 +21,19 @@ from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment
 
 from openimages_etl.accounting import media_rows
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, BoxFlag, ImageSize, OnInvalid, ResizeMethod
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, Limits
 from openimages_etl.csvcopy import csv_copies
 from openimages_etl.csvranges import byte_ranges
 from openimages_etl.errors import InvalidDataError
 from openimages_etl.failures import FailureSummary
 from openimages_etl.flows.scaleout import worker_slots
 from openimages_etl.layout import Layout
+from openimages_etl.options import ExportOptions, ValidateOptions
 from openimages_etl.progress import CONVERT, advance
 from openimages_etl.runlock import export_lock
 from openimages_etl.schemas.kinds import TableKind
 from openimages_etl.selection import kept_classes, matching_masks, prune_hierarchy, selection_summary
-from openimages_etl.storage import absolute_location, display_url, join_url, refuse_credentials
+from openimages_etl.storage import absolute_location, display_url, join_url
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.fetch import discover_layout, fetch_source
 from openimages_etl.tasks.outcomes import fails_cleanly
@@ -47,10 +48,10 @@ from .stages import (ExportJob, RunEnd, choose_subsets, convert_image_batches, c
                      partition_tables, plan_image_batches, plan_mask_batches, publish, staged_export, subset_counts)
 
 
-def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder) -> tuple[Layout, Keys]:
+def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder, limits: Limits) -> tuple[Layout, Keys]:
     """Step 1 and the key tables of step 2, shared by both flows."""
-    root = fetch_source(source, storage_options, work.area)
-    layout = discover_layout(root, work.area)
+    root = fetch_source(source, storage_options, work.area, limits)
+    layout = discover_layout(root, work.area, limits)
     return layout, index_dataset(layout, work.area)
 
 
@@ -82,25 +83,19 @@ def all_failures(keys: Keys, checks: list[TableCheck]) -> FailureSummary:
 
 @flow(name="validate-open-images")
 @fails_cleanly
-def validate_open_images(
-    source: str,
-    source_options: dict[str, Any] | None = None,
-    source_block: str | None = None,
-    errors_per_check: int = 1000,
-) -> dict[str, Any]:
+def validate_open_images(source: str, options: ValidateOptions = ValidateOptions()) -> dict[str, Any]:
     """Check a dataset against the format without writing anything; raises InvalidDataError listing every failure.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
-        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
-        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
-        errors_per_check: Failing rows listed per file and check (all are counted).
+        options: How to reach the source, where the work area is, and how many failing rows to list.
     """
-    refuse_credentials(source, source_options, "source")
+    options.refuse_credentials(source)
     get_run_logger().info("Validating %s", locations(source=source)["source"])
-    with work_folder() as work, csv_copies():  # copies of the source's CSVs taken in this process go at the end
-        layout, keys = index_source(source, storage_options(source_options, source_block), work)
-        checks = validate_tables(layout, keys, work, errors_per_check).result()
+    work_at = (options.work.url, storage_options(options.work)) if options.work else (None, {})
+    with work_folder(*work_at) as work, csv_copies():  # copies of the source's CSVs taken in this process go at the end
+        layout, keys = index_source(source, storage_options(options.source), work, Limits.from_env())
+        checks = validate_tables(layout, keys, work, options.max_errors).result()
         failures = all_failures(keys, checks)
     summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
     if failures.total:
@@ -110,80 +105,31 @@ def validate_open_images(
 
 @flow(name="export-open-images")
 @fails_cleanly
-def export_open_images(
-    source: str,
-    dest: str,
-    name: str | None = None,
-    image_size: ImageSize = ImageSize.original,
-    resize_method: ResizeMethod = ResizeMethod.fast,
-    subsets: list[str] | None = None,
-    per_subset: bool = False,
-    on_invalid: OnInvalid = OnInvalid.fail,
-    source_options: dict[str, Any] | None = None,
-    dest_options: dict[str, Any] | None = None,
-    source_block: str | None = None,
-    dest_block: str | None = None,
-    work_dir: str | None = None,
-    reuse: bool = True,
-    classes: list[str] | None = None,
-    exclude_classes: list[str] | None = None,
-    subclasses: bool = True,
-    only_matching: bool = False,
-    merge_subclasses: bool = False,
-    per_class: int | None = None,
-    max_images: int | None = None,
-    seed: int = 0,
-    image_ids: str | None = None,
-    drop_boxes: list[BoxFlag] | None = None,
-) -> dict[str, Any]:
+def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
     """Validate an Open Images dataset and publish it as a CVAT-importable zip with a run report.
 
     Args:
         source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
-        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip, NAME.report.json, NAME.report.md.
-        name: Export name; defaults to the source's file name without extension.
-        image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
-        resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
-        subsets: Subsets to export (e.g. train, validation); all when empty.
-        per_subset: Also publish one zip per subset, named after it: NAME-train.zip, NAME-validation.zip, ...
-        on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
-        source_options: fsspec storage options for the source, without credentials (endpoint_url, region, anon...).
-        dest_options: fsspec storage options for the destination, without credentials.
-        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
-        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
-        work_dir: Work area for the files stages hand on: a local folder or fsspec URL (s3://bucket/work) every worker
-            reaches; empty: a temporary local folder, or DEST/.openimages-etl/work/NAME/<run id>/ on a Dask scheduler.
-        reuse: Publish nothing when DEST already holds this export of the unchanged source (same content and parameters).
-        classes: Classes to export, each a MID (/m/0k4j) or a display name (any case); with their subclasses in the hierarchy.
-        exclude_classes: Classes left out, with their subclasses (e.g. Rocket out of Vehicle).
-        subclasses: Expand classes and exclude_classes to their subclasses (Subcategory edges of the hierarchy).
-        only_matching: Keep only the selected classes' boxes, masks and labels; off keeps every annotation of a selected image.
-        merge_subclasses: Relabel each subclass's boxes, masks and positive labels to the requested class it descends from.
-        per_class: Up to this many images per selected class and subset, rarest class first; empty for all.
-        max_images: At most this many images per subset, drawn in the seed's order; empty for all.
-        seed: Seed of the random draw of per_class and max_images: the same parameters give the same images.
-        image_ids: URL or path of a list of ImageIDs (one per line, subset/ImageID allowed) or a CSV with an ImageID
-            column, such as a previous export's NAME.image-ids.csv: only these images.
-        drop_boxes: Leave out boxes with any of these flags at 1: group-of, depiction, occluded, truncated, inside.
+        options: Where the export goes and what it holds (each field is described in the form).
     """
-    job = ExportJob.read(locals(), locations(source=source, dest=dest))  # every parameter, read here once
+    job = ExportJob.read(source, options, locations(source=source, dest=options.dest.url))
     logger = get_run_logger()
     logger.info("Exporting %s to %s", job.shown["source"], join_url(job.shown["dest"], f"{job.name}.zip"))
     # 0. One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(job.dest, job.name) as waited:
-        run = claim_destination(job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.reuse)
+        run = claim_destination(job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.options.reuse)
         if run.get("previous"):
             return report_unchanged(run, job.name, job.dest, job.dest_options)
         with work_folder(*job.work_location(FlowRunContext.get().task_runner)) as work, csv_copies():
             # 1-2. the source's files and key tables; a selection's images, before anything is read for the export
-            layout, keys = index_source(job.source, job.source_options, work)
-            chosen = choose_subsets(keys, job.subsets)
-            selection = select_images(layout, keys, job.spec, chosen, work.area) if job.spec.active else None
+            layout, keys = index_source(job.source, job.source_options, work, job.limits)
+            chosen = choose_subsets(keys, list(job.options.subsets))
+            selection = select_images(layout, keys, job.options.selection, chosen, work.area) if job.options.selection.active else None
             media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
             end = RunEnd(job, run, layout, work, selection_summary(selection) if selection else None)
             # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
             validating = validate_tables(layout, keys, work)
-            plan = plan_image_batches(layout, media_keys, chosen, job.image_size.target_pixels)
+            plan = plan_image_batches(layout, media_keys, chosen, job.options.image_size.target_pixels)
             advance(CONVERT, total=plan.images)
             converting = convert_image_batches(plan, layout, media_keys, work, job)
             checks = validating.result()
@@ -198,7 +144,7 @@ def export_open_images(
                                         f"{artifact_key(job.name)}-conversion", f"Images of {job.name} converted")
             segmentations = [matching_masks(c, selection, work.area.sub("selection")) if selection else c
                              for c in checks if c.table.kind == TableKind.masks]
-            masks = convert_mask_batches(plan_mask_batches(segmentations), layout, media_keys, work, images).result()
+            masks = convert_mask_batches(plan_mask_batches(segmentations), layout, media_keys, work, images, job.limits).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
             if media_failures.total and not job.drops_invalid:

@@ -19,10 +19,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
 
-from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import OpenImagesETLError, PublishError
 from openimages_etl.objects import ARCHIVE_PATTERNS
-from openimages_etl.storage import display_url, refuse_credentials
+from openimages_etl.options import ExportOptions
+from openimages_etl.storage import display_url
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 from openimages_etl.tasks.outcomes import fails_cleanly
@@ -34,43 +34,24 @@ OUTCOMES = ("published", "unchanged", "rejected", "failed")
 
 @flow(name="export-new-archives")
 @fails_cleanly
-def export_new_archives(
-    source: str,
-    dest: str,
-    patterns: tuple[str, ...] = ARCHIVE_PATTERNS,
-    image_size: ImageSize = ImageSize.original,
-    resize_method: ResizeMethod = ResizeMethod.fast,
-    on_invalid: OnInvalid = OnInvalid.fail,
-    source_options: dict[str, Any] | None = None,
-    dest_options: dict[str, Any] | None = None,
-    source_block: str | None = None,
-    dest_block: str | None = None,
-) -> list[dict[str, Any]]:
+def export_new_archives(source: str, options: ExportOptions,
+                        patterns: tuple[str, ...] = ARCHIVE_PATTERNS) -> list[dict[str, Any]]:
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 
     Args:
         source: Folder or prefix holding archives (absolute local path or fsspec URL), or one archive's URL.
-        dest: Destination folder: absolute local path or fsspec URL. Gets NAME.zip and its report per archive.
+        options: The options of each export (its name defaults to the archive's); DEST gets NAME.zip and its report.
         patterns: File-name patterns of the archives to export.
-        image_size: original keeps bytes as they are; 300k/200k resize the TFDS way (JPEG q72).
-        resize_method: How 300k/200k resize: fast (scaled decode, sharper than TFDS) or tfds (TFDS's exact pixels, slower).
-        on_invalid: fail publishes nothing when a row is invalid; drop leaves such rows out and publishes.
-        source_options: fsspec storage options for the source.
-        dest_options: fsspec storage options for the destination.
-        source_block: Prefect block with the source's credentials: secret/NAME or aws-credentials/NAME.
-        dest_block: Prefect block with the destination's credentials: secret/NAME or aws-credentials/NAME.
     """
-    refuse_credentials(source, source_options, "source")
-    refuse_credentials(dest, dest_options, "destination")
+    options.refuse_credentials(source)
+    dest = options.dest.url
     at = locations(source=source, dest=dest)
     get_run_logger().info("Exporting the new archives under %s to %s", at["source"], at["dest"])
-    resolved = storage_options(source_options, source_block), storage_options(dest_options, dest_block)
+    resolved = storage_options(options.source), storage_options(options.dest)
     new = find_new_archives(source, patterns, dest, *resolved)
     outcomes = []
     for obj in new:
-        state = export_open_images(source=obj.url, dest=dest, image_size=image_size, resize_method=resize_method, on_invalid=on_invalid,
-                                   source_options=source_options, dest_options=dest_options, source_block=source_block,
-                                   dest_block=dest_block, return_state=True)
+        state = export_open_images(source=obj.url, options=options, return_state=True)
         outcome = _outcome(state)
         if outcome["status"] != "failed":
             record_outcome(obj, outcome, dest, resolved[1])

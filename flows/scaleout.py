@@ -3,7 +3,7 @@
     from openimages_etl.flows import export_open_images
     from openimages_etl.flows.scaleout import on_dask
 
-    on_dask(export_open_images, "tcp://scheduler:8786")(source=..., dest=...)
+    on_dask(export_open_images, "tcp://scheduler:8786")(source=..., options=...)
 
 Only the task runner changes: tasks pass references (small dataclasses naming files by URL) and read the source
 where it is, so they run in any worker process, on any machine; on a scheduler elsewhere the work area defaults to a

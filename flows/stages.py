@@ -11,7 +11,7 @@ from prefect import unmapped
 from prefect.futures import PrefectFutureList
 
 from openimages_etl.accounting import file_rows, unbalanced
-from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod, images_per_task
+from openimages_etl.config import Limits, OnInvalid, images_per_task
 from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.failures import FailureSummary
@@ -21,8 +21,9 @@ from openimages_etl.partition import PartitionResult, Rejected, output_columns
 from openimages_etl.report import build_report
 from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
 from openimages_etl.runlock import run_work_dir
-from openimages_etl.selection import Selection, SelectionSpec, key_parameters
-from openimages_etl.storage import display_url, plain_file_name, refuse_credentials, url_stem
+from openimages_etl.options import ExportOptions
+from openimages_etl.selection import Selection, key_parameters
+from openimages_etl.storage import display_url, plain_file_name, url_stem
 from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
 from openimages_etl.tasks.credentials import storage_options
 from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
@@ -32,53 +33,49 @@ from openimages_etl.validation import Keys, TableCheck
 
 @dataclass(frozen=True)
 class ExportJob:
-    """An export's parameters, read once: locations (as given, and `shown` in full), storage options with the blocks'
-    credentials, and `parameters`, what shapes the zip (part of the idempotency key)."""
+    """An export's options, read once: locations (as given, and `shown` in full), storage options with the blocks'
+    credentials, the limits on untrusted input, and `parameters`, what shapes the zip (part of the idempotency key)."""
 
     source: str
-    dest: str
+    options: ExportOptions
     name: str
-    image_size: ImageSize
-    resize_method: ResizeMethod
-    subsets: list[str] | None
-    per_subset: bool
-    on_invalid: OnInvalid
-    spec: SelectionSpec
-    reuse: bool
-    work_dir: str | None
     parameters: dict[str, Any]
     shown: dict[str, str]
     source_options: dict[str, Any] = field(repr=False)
     dest_options: dict[str, Any] = field(repr=False)
+    limits: Limits = Limits()
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     @classmethod
-    def read(cls, p: dict[str, Any], shown: dict[str, str]) -> ExportJob:
-        """From the flow's parameters `p`; `shown` says where source and dest are in full (see flows.export.locations)."""
-        name = plain_file_name(p["name"] or url_stem(p["source"]), "export name")
-        refuse_credentials(p["source"], p["source_options"], "source")
-        refuse_credentials(p["dest"], p["dest_options"], "destination")
-        spec = SelectionSpec(tuple(p["classes"] or ()), tuple(p["exclude_classes"] or ()), p["subclasses"], p["only_matching"],
-                             p["merge_subclasses"], p["per_class"], p["max_images"], p["seed"], p["image_ids"], tuple(p["drop_boxes"] or ()))
-        size, method, on_invalid = ImageSize(p["image_size"]), ResizeMethod(p["resize_method"]), OnInvalid(p["on_invalid"])
-        parameters = {"name": name, "image_size": size.value, "subsets": sorted(p["subsets"] or []), "per_subset": p["per_subset"],
-                      "on_invalid": on_invalid.value, **({"selection": key_parameters(spec)} if spec.active else {}),
+    def read(cls, source: str, options: ExportOptions, shown: dict[str, str]) -> ExportJob:
+        """`shown` says where source and dest are in full (see flows.export.locations)."""
+        name = plain_file_name(options.name or url_stem(source), "export name")
+        options.refuse_credentials(source)
+        size, spec = options.image_size, options.selection
+        parameters = {"name": name, "image_size": size.value, "subsets": sorted(options.subsets),
+                      "per_subset": options.per_subset, "on_invalid": options.on_invalid.value,
+                      **({"selection": key_parameters(spec)} if spec.active else {}),
                       # the method shapes resized images only: exports of originals keep their key
-                      **({"resize_method": method.value} if size.target_pixels else {})}
-        return cls(p["source"], p["dest"], name, size, method, p["subsets"], p["per_subset"], on_invalid, spec, p["reuse"],
-                   p["work_dir"], parameters, shown, storage_options(p["source_options"], p["source_block"]),
-                   storage_options(p["dest_options"], p["dest_block"]))
+                      **({"resize_method": options.resize_method.value} if size.target_pixels else {})}
+        return cls(source, options, name, parameters, shown, storage_options(options.source),
+                   storage_options(options.dest), Limits.from_env())  # the worker's caps (SECURITY.md), read once
+
+    @property
+    def dest(self) -> str:
+        return self.options.dest.url
 
     @property
     def drops_invalid(self) -> bool:
-        return self.on_invalid == OnInvalid.drop
+        return self.options.on_invalid == OnInvalid.drop
 
     def work_location(self, task_runner: Any) -> tuple[str | None, dict[str, Any]]:
-        """Where the work area goes and its storage options: `work_dir` as given; on a Dask scheduler elsewhere, a
-        run-scoped prefix under DEST, which every worker reaches; else a local temporary folder (None)."""
-        where = self.work_dir or (run_work_dir(self.dest, self.name) if getattr(task_runner, "address", None) else None)
-        same_store = where is not None and where.split("://")[0] == self.dest.split("://")[0] and "://" in where
-        return where, self.dest_options if same_store else {}
+        """Where the work area goes and its storage options: the `work` option as given; on a Dask scheduler
+        elsewhere, a run-scoped prefix under DEST, which every worker reaches; else a local temporary folder (None)."""
+        if self.options.work:
+            return self.options.work.url, storage_options(self.options.work)
+        if getattr(task_runner, "address", None):
+            return run_work_dir(self.dest, self.name), self.dest_options
+        return None, {}
 
 
 def choose_subsets(keys: Keys, subsets: list[str] | None) -> list[str]:
@@ -122,14 +119,15 @@ def plan_mask_batches(segmentations: list[TableCheck]) -> BatchPlan:
 def convert_image_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, job: ExportJob) -> PrefectFutureList:
     b = plan.batches
     return work.track(convert_images.map([x.subset for x in b], [x.offset for x in b], [x.limit for x in b], unmapped(layout),
-                                         unmapped(keys), unmapped(work.area), unmapped(job.image_size.target_pixels),
-                                         unmapped(job.resize_method)))
+                                         unmapped(keys), unmapped(work.area), unmapped(job.options.image_size.target_pixels),
+                                         unmapped(job.options.resize_method), unmapped(job.limits)))
 
 
-def convert_mask_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, images: list[BatchResult]) -> PrefectFutureList:
+def convert_mask_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, images: list[BatchResult],
+                         limits: Limits) -> PrefectFutureList:
     b, sizes = plan.batches, [i.sizes for i in images]  # masks take the size of their converted image
     return work.track(convert_masks.map([x.check for x in b], [x.offset for x in b], [x.limit for x in b], unmapped(layout),
-                                        unmapped(keys), unmapped(work.area), unmapped(sizes)))
+                                        unmapped(keys), unmapped(work.area), unmapped(sizes), unmapped(limits)))
 
 
 def output_headers(layout: Layout) -> dict[str, list[str]]:
@@ -143,7 +141,7 @@ def partition_tables(tables: list[TableCheck], keys: Keys, job: ExportJob, chose
     """One partition task per CSV; `media`'s (image, mask) batches name the rows their failures reject."""
     images, masks = media
     rejected = [Rejected(tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == c.table.path)) for c in tables]
-    return work.track(partition_csv.map(tables, unmapped(keys), unmapped(job.subsets and chosen), [columns[c.table.kind] for c in tables],
+    return work.track(partition_csv.map(tables, unmapped(keys), unmapped(job.options.subsets and chosen), [columns[c.table.kind] for c in tables],
                                         unmapped(work.area), unmapped(selection), unmapped(classes), rejected))
 
 
@@ -173,7 +171,7 @@ def publish(job: ExportJob, layout: Layout, chosen: list[str], staged: Staged, s
     """Per-subset zips first, the full zip last (its presence means the export is complete), each a task on the task
     runner (on Dask, a worker), packaged where the parts are and put at DEST in one step."""
     image_ids = publish_image_ids(selection, job.name, job.dest, job.dest_options) if selection and selection.images else None
-    subsets = chosen if job.per_subset else []
+    subsets = chosen if job.options.per_subset else []
     packaging = {s: package_zip.submit(f"{job.name}-{s}", [s], layout, staged, job.dest, job.dest_options) for s in subsets}
     per_subset = {s: future.result() for s, future in packaging.items()}
     full = package_zip.submit(job.name, chosen, layout, staged, job.dest, job.dest_options).result()
@@ -197,7 +195,7 @@ class RunEnd:
         report = build_report(
             status=status, source=display_url(job.source), output=display_url(zip_url) if zip_url else None,
             outputs={s: display_url(z.url) for s, z in published.per_subset.items()} if published else {},
-            image_size=job.image_size.value, resize_method=job.parameters.get("resize_method"),
+            image_size=job.options.image_size.value, resize_method=job.parameters.get("resize_method"),
             started=job.started, finished=datetime.now(timezone.utc), subsets=subsets or {}, files=list(files),
             failures=failures, media=media, run=self.run, selection=selected,
             layout={"tables": [t.path for t in self.layout.tables], "ignored": len(self.layout.ignored)})

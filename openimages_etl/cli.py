@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import signal
@@ -14,13 +13,19 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .config import LOCAL_SERVER_STARTUP_S, BoxFlag, ImageSize, OnInvalid, ResizeMethod
+from .cli_flags import add_options, json_object, parsed_options
+from .config import LOCAL_SERVER_STARTUP_S, Limits
 from .errors import InvalidDataError, OpenImagesETLError, UsageError
 from .objects import ARCHIVE_PATTERNS
+from .options import ExportOptions, SelectionSpec, SourceOptions, ValidateOptions
 from .progress import terminal_progress
-from .storage import refuse_credentials, url_stem
+from .storage import url_stem
 
 EXIT_BUG = 4
+# Flags renamed when they came to be generated from the option models; the old spellings still work.
+OLD_FLAGS = {"--source-options": ("--storage-options",), "--dest-options": ("--dest-storage-options",),
+             "--work": ("--work-dir",)}
+DEMO_OPTIONS = {"image_size", "resize_method"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,82 +52,32 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="build the bundled sample dataset, export it, print where the zip is")
     demo.add_argument("--dir", default="openimages-demo", help="folder for the sample and its export (default: %(default)s)")
-    demo.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
-    _add_resize_method(demo)
+    add_options(demo, ExportOptions, DEMO_OPTIONS)
     demo.set_defaults(run=_demo)
 
     validate = commands.add_parser("validate", help="check SOURCE; print every failing row; write nothing")
     validate.add_argument("source")
-    validate.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
-    validate.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
-    validate.add_argument("--max-errors", type=int, default=1000, help="failing rows printed per file and check (default: %(default)s)")
+    add_options(validate, ValidateOptions, aliases=OLD_FLAGS)
     _add_dask(validate)
     validate.set_defaults(run=_validate)
 
     export = commands.add_parser("export", help="validate SOURCE and publish DEST/NAME.zip with a run report")
     export.add_argument("source")
-    export.add_argument("dest")
-    export.add_argument("--name")
-    export.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
-    _add_resize_method(export)
-    export.add_argument("--subsets", type=lambda v: [s for s in v.split(",") if s], default=None, help="e.g. train,validation")
-    export.add_argument("--per-subset", action="store_true", help="also write DEST/NAME-<subset>.zip")
-    export.add_argument("--on-invalid", choices=[o.value for o in OnInvalid], default="fail")
-    export.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE (no credentials)")
-    export.add_argument("--dest-storage-options", type=_json, default=None, help="JSON fsspec options for DEST (no credentials)")
-    export.add_argument("--source-block", help="Prefect block with SOURCE's credentials: secret/NAME or aws-credentials/NAME")
-    export.add_argument("--dest-block", help="Prefect block with DEST's credentials: secret/NAME or aws-credentials/NAME")
-    export.add_argument("--work-dir", default=None, help="work area: a folder or fsspec URL every worker reaches (default: "
-                        "a temporary local folder; with --dask ADDRESS, DEST/.openimages-etl/work/NAME/<run id>/)")
-    export.add_argument("--no-reuse", dest="reuse", action="store_false",
-                        help="export again even when DEST holds this export of the unchanged source")
+    add_options(export, ExportOptions, aliases=OLD_FLAGS)
     _add_dask(export)
-    _add_selection(export)
     export.set_defaults(run=_export)
     _add_production_commands(commands)
 
     inspect = commands.add_parser("inspect", help="print SOURCE's layout and counts per subset and class, chart it; export nothing")
     inspect.add_argument("source")
     inspect.add_argument("--charts-dir", default=None, help="folder for the chart PNGs (default: ./<source stem>.inspect)")
-    inspect.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for SOURCE")
-    _add_selection(inspect)
+    add_options(inspect, SourceOptions, aliases=OLD_FLAGS)
+    add_options(inspect, SelectionSpec, group="selection")
     inspect.set_defaults(run=_inspect)
     for command in commands.choices.values():
         command.add_argument("-v", "--verbose", action="store_true",
                              help="print an error's traceback too (bugs always print theirs)")
     return parser
-
-
-def _add_selection(command: argparse.ArgumentParser) -> None:
-    """What an export keeps (README, "Select what to export"); `inspect` with them prints what would be selected."""
-    names = lambda v: [s.strip() for s in v.split(",") if s.strip()]  # noqa: E731
-    group = command.add_argument_group("selection")
-    group.add_argument("--classes", type=names, default=None, help="MIDs or display names, comma separated, with their subclasses")
-    group.add_argument("--exclude-classes", type=names, default=None, help="classes left out, with their subclasses")
-    group.add_argument("--no-subclasses", dest="subclasses", action="store_false", help="do not expand classes to their subclasses")
-    group.add_argument("--only-matching", action="store_true", help="keep only the selected classes' annotations")
-    group.add_argument("--merge-subclasses", action="store_true", help="relabel subclasses to the requested class")
-    group.add_argument("--per-class", type=int, default=None, metavar="N", help="up to N images per class and subset")
-    group.add_argument("--max-images", type=int, default=None, metavar="N", help="at most N images per subset")
-    group.add_argument("--seed", type=int, default=0, help="seed of the draw (default: %(default)s)")
-    group.add_argument("--image-ids", default=None, metavar="FILE_OR_URL", help="only these ImageIDs (text, subset/ImageID, or CSV)")
-    group.add_argument("--drop-boxes", type=names, default=None, metavar="FLAGS",
-                       help="leave out boxes with these flags at 1: " + ",".join(f.value for f in BoxFlag))
-
-
-def _selection(args: argparse.Namespace) -> dict[str, Any]:
-    try:
-        drop = [BoxFlag(flag) for flag in args.drop_boxes or []]
-    except ValueError as exc:
-        raise UsageError(f"--drop-boxes: {exc}; choose from {','.join(f.value for f in BoxFlag)}") from None
-    return {"classes": args.classes, "exclude_classes": args.exclude_classes, "subclasses": args.subclasses,
-            "only_matching": args.only_matching, "merge_subclasses": args.merge_subclasses, "per_class": args.per_class,
-            "max_images": args.max_images, "seed": args.seed, "image_ids": args.image_ids, "drop_boxes": drop or None}
-
-
-def _add_resize_method(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--resize-method", choices=[m.value for m in ResizeMethod], default="fast",
-                         help="how 300k/200k resize: fast (sharper) or tfds (TFDS's exact pixels, slower) (default: %(default)s)")
 
 
 def _add_dask(command: argparse.ArgumentParser) -> None:
@@ -139,10 +94,8 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
         command = commands.add_parser(name, help=text, description=f"{text}: ad-hoc (adhoc), cron (scheduled) "
                                       "and event-triggered (on-upload) exports of the archives under SOURCE into DEST")
         command.add_argument("source", help="folder or prefix (local path or fsspec URL) where archives are uploaded")
-        command.add_argument("dest", help="folder or fsspec URL the exports are published to")
+        add_options(command, ExportOptions, aliases=OLD_FLAGS)  # the exports' options, pre-filled in the deployments
         command.add_argument("--cron", help="schedule of the incremental export, in UTC (default: hourly)")
-        command.add_argument("--image-size", choices=[s.value for s in ImageSize], default="original")
-        _add_resize_method(command)
         command.add_argument("--pattern", **patterns)
         command.add_argument("--concurrency", type=int, help="runs at a time of the adhoc and on-upload deployments (default: 1)")
         command.add_argument("--dask", metavar="ADDRESS", help="also an adhoc-dask deployment: its tasks on the Dask scheduler "
@@ -162,7 +115,7 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
                        "announce only what appears after it starts, or announce each (the ledger still skips the exported "
                        "ones) (default: %(default)s)")
     watch.add_argument("--once", action="store_true", help="list once, emit, print what was announced, exit")
-    watch.add_argument("--storage-options", type=_json, default=None, help="JSON fsspec options for URL")
+    watch.add_argument("--storage-options", type=json_object, default=None, help="JSON fsspec options for URL")
     watch.set_defaults(run=_watch)
 
     relay = commands.add_parser("relay", help="HTTP endpoint for S3/MinIO bucket notifications; emits openimages.object.created")
@@ -170,16 +123,6 @@ def _add_production_commands(commands: argparse._SubParsersAction) -> None:
     relay.add_argument("--port", type=int, default=8787, help="(default: %(default)s)")
     relay.add_argument("--pattern", **patterns)
     relay.set_defaults(run=_relay)
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object")
-    return value
 
 
 def _run_flow(flow, dask: str | None = None, **parameters) -> Any:
@@ -204,36 +147,33 @@ def _prefect_console():
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .inspection import inspect_source, to_text
-    from .selection import SelectionSpec
+    from openimages_etl.tasks.credentials import storage_options
 
+    from .inspection import inspect_source, to_text
+
+    source = parsed_options(args, SourceOptions)
+    source.refuse_credentials(args.source)
     charts_dir = Path(args.charts_dir or f"{url_stem(args.source)}.inspect").resolve()
-    print(to_text(inspect_source(args.source, args.storage_options, charts_dir, selection=SelectionSpec(
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in _selection(args).items() if v is not None}))))
+    print(to_text(inspect_source(args.source, storage_options(source.source), charts_dir, Limits.from_env(),
+                                 selection=parsed_options(args, SelectionSpec))))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
     from openimages_etl.flows import export_open_images
 
-    # Refused before the run exists: its parameters are stored on the Prefect server.
-    refuse_credentials(args.source, args.storage_options, "source")
-    refuse_credentials(args.dest, args.dest_storage_options, "destination")
-    report = _run_flow(export_open_images, args.dask, source=args.source, dest=args.dest, name=args.name, image_size=ImageSize(args.image_size),
-                       resize_method=ResizeMethod(args.resize_method), subsets=args.subsets, per_subset=args.per_subset, on_invalid=OnInvalid(args.on_invalid),
-                       source_options=args.storage_options, dest_options=args.dest_storage_options,
-                       source_block=args.source_block, dest_block=args.dest_block, work_dir=args.work_dir,
-                       reuse=args.reuse, **_selection(args))
-    _print_summary(report)
+    options = parsed_options(args, ExportOptions)
+    options.refuse_credentials(args.source)  # before the run exists: its parameters are stored on the Prefect server
+    _print_summary(_run_flow(export_open_images, args.dask, source=args.source, options=options))
     return 0
 
 
 def _validate(args: argparse.Namespace) -> int:
     from openimages_etl.flows import validate_open_images
 
-    refuse_credentials(args.source, args.storage_options, "source")
-    summary = _run_flow(validate_open_images, args.dask, source=args.source, source_options=args.storage_options, source_block=args.source_block,
-                        errors_per_check=args.max_errors)
+    options = parsed_options(args, ValidateOptions)
+    options.refuse_credentials(args.source)
+    summary = _run_flow(validate_open_images, args.dask, source=args.source, options=options)
     print(f"valid: {summary['source']} — images per subset {summary['images']}")
     return 0
 
@@ -247,8 +187,8 @@ def _demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         archive = zip_folder(make_sample(Path(tmp) / "sample"), base / "sample-openimages.zip")
     print(f"sample dataset: {archive}")
-    report = _run_flow(export_open_images, source=str(archive), dest=str(base / "export"), image_size=ImageSize(args.image_size),
-                       resize_method=ResizeMethod(args.resize_method))
+    options = parsed_options(args, ExportOptions, DEMO_OPTIONS, dest=str(base / "export"))
+    report = _run_flow(export_open_images, source=str(archive), options=options)
     _print_summary(report)
     return 0
 
@@ -256,8 +196,9 @@ def _demo(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace):
     from openimages_etl.deployments import Settings
 
-    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns), "dask": args.dask}
-    return Settings(source=args.source, dest=args.dest, image_size=ImageSize(args.image_size), resize_method=ResizeMethod(args.resize_method),
+    given = {"cron": args.cron, "concurrency": args.concurrency, "patterns": args.patterns and tuple(args.patterns),
+             "dask": args.dask}
+    return Settings(source=args.source, options=parsed_options(args, ExportOptions),
                     **{key: value for key, value in given.items() if value})
 
 

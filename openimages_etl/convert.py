@@ -81,23 +81,23 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
 
 
 def convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea | Path,
-                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast) -> BatchResult | None:
+                        target_pixels: int | None, method: ResizeMethod = ResizeMethod.fast,
+                        limits: Limits = Limits()) -> BatchResult | None:
     """One batch of a subset's images into a shard of `work`, once it has its turn: a batch waiting holds nothing.
     None when the run stopped before that turn came (WorkArea.stop)."""
     work = WorkArea.of(work)
     with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
         if work.stopped():
             return None
-        return _convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, method)
+        return _convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, method, limits)
 
 
 def _convert_image_batch(layout: Layout, keys: Keys, subset: str, offset: int, limit: int, work: WorkArea,
-                         target_pixels: int | None, method: ResizeMethod) -> BatchResult:
+                         target_pixels: int | None, method: ResizeMethod, limits: Limits) -> BatchResult:
     fs, base = layout.root.open_fs()
     rows = images_of(keys, subset).slice(offset, limit).select(
         ImageList.image_id, "path", pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix")).collect()
     paths = rows.get_column("path").to_list()
-    limits = Limits.from_env()
     sizes, failed, written = [], [], 0
     shard_name = media_shard(f"images-{subset}", offset)
     with work.create(shard_name) as handle:
@@ -150,18 +150,18 @@ def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
 
 
 def convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea | Path,
-                       sizes: list[StoredFile] = ()) -> BatchResult | None:
+                       sizes: list[StoredFile] = (), limits: Limits = Limits()) -> BatchResult | None:
     """One batch of a segmentation CSV's masks into a shard of `work`, at the size of their images (`sizes` of the
     image batches), once it has its turn; None when the run stopped before."""
     work = WorkArea.of(work)
     with NATIVE_BOUND:
         if work.stopped():
             return None
-        return _convert_mask_batch(layout, keys, check, offset, limit, work, sizes)
+        return _convert_mask_batch(layout, keys, check, offset, limit, work, sizes, limits)
 
 
 def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: int, limit: int, work: WorkArea,
-                        sizes: list[StoredFile]) -> BatchResult:
+                        sizes: list[StoredFile], limits: Limits) -> BatchResult:
     fs, base = layout.root.open_fs()
     # in the CSV's line order, so the same input gives the same shard (and zip) on every run
     jobs = (mask_jobs(check, keys).slice(offset, limit)
@@ -171,7 +171,7 @@ def _convert_mask_batch(layout: Layout, keys: Keys, check: TableCheck, offset: i
                   maintain_order="left")
             .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path").collect())
     shards: dict[str, ZipFileSystem] = {}
-    read, limits = reader(fs), Limits.from_env()
+    read = reader(fs)
     failed, written, done = [], 0, {}
     stem = file_slug(check.table.path)
     shard_name = media_shard(f"masks-{stem}", offset)

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from .config import Limits
 from .layout import discover
 from .selection import SelectionSpec, select, selection_summary
 from .report_visuals import dataset_visuals, write_visuals
@@ -30,13 +31,13 @@ class Inspection:
     selection: dict[str, Any] | None = None  # what an export with these selection parameters would keep
 
 
-def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_dir: Path, work_dir: str | None = None,
-                   selection: SelectionSpec | None = None) -> Inspection:
+def inspect_source(source: str, storage_options: dict[str, Any] | None, charts_dir: Path, limits: Limits = Limits(),
+                   work_dir: str | None = None, selection: SelectionSpec | None = None) -> Inspection:
     """Read SOURCE as the export does (same staging, layout discovery and key tables) and chart it into `charts_dir`;
     with `selection`, also draw what an export with it would select (the dry run)."""
     with tempfile.TemporaryDirectory(prefix="openimages-inspect-", dir=work_dir) as tmp:
         work = Path(tmp)
-        layout = discover(stage_source(source, storage_options or {}, work), work / "index")
+        layout = discover(stage_source(source, storage_options or {}, work, limits), work / "index", limits)
         keys = build_keys(layout, work)
         stats, visuals = dataset_visuals(layout, keys, sheets=False)
         tables: dict[str, list[str]] = {}

@@ -71,7 +71,7 @@ def read_header(fs, path: str, shown: str) -> list[str]:
         raise UnreadableFileError(shown, 1, f"malformed header line ({exc})") from exc
 
 
-def discover(root: DatasetRoot, index: WorkArea | str) -> Layout:
+def discover(root: DatasetRoot, index: WorkArea | str, limits: Limits = Limits()) -> Layout:
     """List the root once and sort every file into its role; the file indexes go to `index`."""
     index = WorkArea.of(index)
     fs, base = root.open_fs()
@@ -104,7 +104,6 @@ def discover(root: DatasetRoot, index: WorkArea | str) -> Layout:
         ignored.extend(f for f in class_files if f != chosen)
     if not tables:
         raise SourceError(f"{display_url(root.url)}: no Open Images CSV files found (see README: supported layouts)")
-    limits = Limits.from_env()
     for shard in shards:  # nested zips of masks: the same guards as the source itself
         shown = f"{display_url(root.url)}:{shard}"
         try:

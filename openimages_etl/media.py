@@ -28,8 +28,8 @@ EXIF_ORIENTATION = 0x0112
 UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
            6: lambda a: np.rot90(a, -1), 7: lambda a: np.rot90(a, 2).swapaxes(0, 1), 8: np.rot90}
 QUARTER_TURNS = {5, 6, 7, 8}
-# Pillow's own check stays as a backstop; its warning (between 1x and 2x the limit) becomes an error.
-Image.MAX_IMAGE_PIXELS = Limits().image_pixels
+# Pillow's own check stays as a backstop (raised to the run's limit by each open, see _open); its warning (between 1x
+# and 2x its limit) becomes an error.
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 # By default Pillow hands each image's memory back to malloc, which returns it to the system, so every decode
 # and resize faults fresh pages in (~2 ms of system time per image, 8 MP or 1 MP source, on 2026-11-24). Pillow
@@ -48,7 +48,8 @@ class MediaError(ValueError):
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     """Open from the header only, and refuse what is too big to decode."""
-    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)  # a raised limit applies to Pillow's check too
+    # Pillow's check at no less than the limit passed in (only ever raised: other threads may open under it)
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, max_pixels)
     image = Image.open(io.BytesIO(data))
     _refuse_bomb(image.width, image.height, max_pixels)
     return image
@@ -70,12 +71,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def convert_image(data: bytes, target_pixels: int | None, limits: Limits | None = None,
+def convert_image(data: bytes, target_pixels: int | None, limits: Limits = Limits(),
                   method: ResizeMethod = ResizeMethod.fast) -> tuple[bytes, str | None, int, int]:
     """Returns (bytes, new extension or None, displayed height, displayed width). Originals are kept byte for
     byte (after a full decode to prove they are whole); resized ones are turned upright and re-encoded as
     JPEG q72, by `method` (see resize.py)."""
-    max_pixels = (limits or Limits.from_env()).image_pixels
+    max_pixels = limits.image_pixels
     if target_pixels is None and (plain := plain_jpeg_size(data)) is not None:
         _refuse_bomb(*plain, max_pixels)  # a plain whole JPEG: the header gives what Pillow would
         return data, None, plain[1], plain[0]
@@ -158,10 +159,10 @@ def _check_whole(image: Image.Image, data: bytes) -> None:
         image.load()
 
 
-def convert_mask(data: bytes, size: tuple[int, int] | None, limits: Limits | None = None) -> bytes:
+def convert_mask(data: bytes, size: tuple[int, int] | None, limits: Limits = Limits()) -> bytes:
     """Any PNG mask (non-zero = object; modes 1, L, P, I;16, RGB(A), alpha ignored) -> 8-bit 0/1 PNG at
     `size` (height, width), nearest-neighbour. A mask with no object pixel breaks CVAT's import, so it is an error."""
-    max_pixels = (limits or Limits.from_env()).image_pixels
+    max_pixels = limits.image_pixels
     try:
         with _open(data, max_pixels) as image:
             if image.format != "PNG":

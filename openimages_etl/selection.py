@@ -9,7 +9,7 @@ import difflib
 import hashlib
 import io
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import fsspec
@@ -26,6 +26,7 @@ from .config import BoxFlag
 from .errors import SourceError, UsageError
 from .hierarchy import Hierarchy
 from .layout import CsvFile, Layout
+from .options import SelectionSpec
 from .csvcopy import local_csv
 from .tables import CSV_PASSES
 from .validation import Keys, TableCheck
@@ -35,44 +36,6 @@ SUBSET = "subset"
 HIERARCHY_FILE = "hierarchy.json"  # the hierarchy pruned to a selection, in the work area
 FLAG_COLUMNS = {BoxFlag.occluded: Box.is_occluded, BoxFlag.truncated: Box.is_truncated, BoxFlag.group_of: Box.is_group_of,
                 BoxFlag.depiction: Box.is_depiction, BoxFlag.inside: Box.is_inside}
-
-
-@dataclass(frozen=True)
-class SelectionSpec:
-    """The export's selection parameters (flow parameters, CLI flags); the defaults select everything."""
-
-    classes: tuple[str, ...] = ()
-    exclude_classes: tuple[str, ...] = ()
-    subclasses: bool = True
-    only_matching: bool = False
-    merge_subclasses: bool = False
-    per_class: int | None = None
-    max_images: int | None = None
-    seed: int = 0
-    image_ids: str | None = None
-    drop_boxes: tuple[BoxFlag, ...] = ()
-
-    def __post_init__(self):
-        for name in ("per_class", "max_images"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise UsageError(f"{name} must be 0 or more, not {getattr(self, name)}")
-        if (self.per_class is not None or self.only_matching or self.merge_subclasses or self.exclude_classes) and not self.classes:
-            raise UsageError("per_class, only_matching, merge_subclasses and exclude_classes need classes")
-        object.__setattr__(self, "drop_boxes", tuple(BoxFlag(f) for f in self.drop_boxes))
-
-    @property
-    def picks_images(self) -> bool:
-        return bool(self.classes or self.max_images is not None or self.image_ids)
-
-    @property
-    def active(self) -> bool:
-        return self.picks_images or bool(self.drop_boxes)
-
-    def parameters(self) -> dict:
-        """What the report and the idempotency key record."""
-        values = asdict(self)
-        return {**values, "classes": list(self.classes), "exclude_classes": list(self.exclude_classes),
-                "drop_boxes": [f.value for f in self.drop_boxes]}
 
 
 @dataclass(frozen=True)

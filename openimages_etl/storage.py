@@ -207,14 +207,13 @@ class DatasetRoot:
         return fs, root.rstrip("/")
 
 
-def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path | str, limits: Limits | None = None,
+def stage_source(url: str, storage_options: dict[str, Any], work_dir: Path | str, limits: Limits = Limits(),
                  work_options: dict[str, Any] | None = None) -> DatasetRoot:
     """Make the source readable where it is, from any worker: folders as they are, zips in place (a remote one
     by range reads through `zip://::URL`), tars once into the work area (they have no index to seek in): extracted
     into a local one, repacked as a STORED zip into a remote one (one object, read by range like a zip source).
     Archives pass the guards of `limits` first."""
     shown = display_url(url)
-    limits = limits or Limits.from_env()
     try:
         fs, path = fsspec.core.url_to_fs(url, **storage_options)
         exists, is_dir = fs.exists(path), fs.isdir(path)

@@ -107,7 +107,7 @@ def decode(data: bytes) -> Image.Image | None:
         with Image.open(io.BytesIO(data)) as opened:
             opened.draft("RGB", (TILE, TILE))
             return opened.convert("RGB")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
 
 

@@ -5,7 +5,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Cancelled, State
 
-from openimages_etl.config import ResizeMethod
+from openimages_etl.config import Limits, ResizeMethod
 from openimages_etl.convert import BatchResult, convert_image_batch, convert_mask_batch
 from openimages_etl.layout import Layout
 from openimages_etl.partition import PartitionResult, Rejected, partition_table
@@ -24,8 +24,8 @@ def _not_started() -> State:
 @task(name="convert-images", task_run_name="images-{subset}-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: Keys, work: WorkArea,
-                   target_pixels: int | None, resize_method: ResizeMethod = ResizeMethod.fast) -> BatchResult | State:
-    result = convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, resize_method)
+                   target_pixels: int | None, resize_method: ResizeMethod, limits: Limits) -> BatchResult | State:
+    result = convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, resize_method, limits)
     if result is None:
         return _not_started()
     get_run_logger().info("%s images %d-%d: %d converted, %.1f MB, %d failed", subset, offset, offset + limit,
@@ -36,8 +36,8 @@ def convert_images(subset: str, offset: int, limit: int, layout: Layout, keys: K
 @task(name="convert-masks", task_run_name="masks-{offset}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
 def convert_masks(check: TableCheck, offset: int, limit: int, layout: Layout, keys: Keys, work: WorkArea,
-                  sizes: list[StoredFile]) -> BatchResult | State:
-    result = convert_mask_batch(layout, keys, check, offset, limit, work, sizes)
+                  sizes: list[StoredFile], limits: Limits) -> BatchResult | State:
+    result = convert_mask_batch(layout, keys, check, offset, limit, work, sizes, limits)
     if result is None:
         return _not_started()
     get_run_logger().info("%s masks %d-%d: %d converted, %d failed", check.table.path, offset, offset + limit,

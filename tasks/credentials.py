@@ -8,15 +8,16 @@ from prefect.blocks.core import Block
 from prefect.blocks.system import Secret
 
 from openimages_etl.errors import UsageError
+from openimages_etl.options import Access
 
 
-def storage_options(options: dict[str, Any] | None, block: str | None) -> dict[str, Any]:
-    """fsspec options: the run's (credential-free) `options` plus what block `block` holds.
+def storage_options(place: Access) -> dict[str, Any]:
+    """fsspec options for a storage location: its (credential-free) options plus what its block holds.
 
-    `block` is `secret/NAME` (a Secret whose value is a JSON object of fsspec options, e.g.
+    The block is `secret/NAME` (a Secret whose value is a JSON object of fsspec options, e.g.
     `{"key": ..., "secret": ...}` for S3, `{"token": ...}` for GCS) or `aws-credentials/NAME`
     (prefect-aws's AwsCredentials, with the `aws` extra installed)."""
-    merged = dict(options or {})
+    merged, block = dict(place.options), place.block
     if not block:
         return merged
     try:

@@ -6,6 +6,7 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
+from openimages_etl.config import Limits
 from openimages_etl.layout import Layout, discover
 from openimages_etl.storage import DatasetRoot, display_url, stage_source
 from openimages_etl.workarea import WorkArea
@@ -14,16 +15,16 @@ from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
 
 @task(name="fetch-source", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def fetch_source(source: str, storage_options: dict[str, Any], work: WorkArea) -> DatasetRoot:
-    root = stage_source(source, storage_options, work.url, work_options=work.storage_options)
+def fetch_source(source: str, storage_options: dict[str, Any], work: WorkArea, limits: Limits) -> DatasetRoot:
+    root = stage_source(source, storage_options, work.url, limits, work.storage_options)
     get_run_logger().info("Source %s readable as %s", display_url(source), display_url(root.url))
     return root
 
 
 @task(name="discover-layout", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
       retry_condition_fn=transient_only, cache_policy=NONE)
-def discover_layout(root: DatasetRoot, work: WorkArea) -> Layout:
-    layout = discover(root, work.sub("index"))
+def discover_layout(root: DatasetRoot, work: WorkArea, limits: Limits) -> Layout:
+    layout = discover(root, work.sub("index"), limits)
     logger = get_run_logger()
     logger.info("Found %d CSV files: %s", len(layout.tables), ", ".join(t.path for t in layout.tables))
     if layout.ignored:

@@ -10,6 +10,7 @@ from openimages_etl.accounting import unbalanced
 from openimages_etl.cli import main
 from openimages_etl.config import OnInvalid
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 from openimages_etl.tasks import convert as convert_tasks
 
 ROW = {"file": "a.csv", "kind": "boxes", "rows_in": 10, "published": {"train": 6}, "rejected": 3, "not_selected": 1}
@@ -33,7 +34,8 @@ def test_image_and_mask_rejections_are_accounted(cvat_dir, tmp_path):
     image.write_bytes(image.read_bytes()[:200])  # truncated: rejected with its annotations
     mask = sorted((cvat_dir / "masks" / "validation").iterdir())[0]
     mask.write_bytes(b"not a png")
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path / "out"), name="ds", on_invalid=OnInvalid.drop)
+    options = ExportOptions(dest=str(tmp_path / "out"), name="ds", on_invalid=OnInvalid.drop)
+    report = export_open_images(source=str(cvat_dir), options=options)
     assert report["media"]["images"] == {"in": 9, "published": 8, "rejected": 1}
     assert report["media"]["masks"] == {"in": 9, "published": 8, "rejected": 1}
     for row in report["files"]:

@@ -9,6 +9,7 @@ import pytest
 
 from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 
 from .helpers import HERE, datumaro_view, make_archive
 
@@ -22,7 +23,7 @@ def _rows(archive: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize(("layout", "size"), [("cvat", ImageSize.original), ("official", ImageSize.px300k)])
 def test_export_imports_with_the_same_items_boxes_labels_and_masks(request, datumaro_python, layout, size, tmp_path):
     source = make_archive(request.getfixturevalue(f"{layout}_dir"), "zip")
-    export_open_images(source=str(source), dest=str(tmp_path), name="ds", image_size=size)
+    export_open_images(source=str(source), options=ExportOptions(dest=str(tmp_path), name="ds", image_size=size))
     view = datumaro_view(datumaro_python, tmp_path / "ds.zip")
     assert view["warnings"] == []
     with zipfile.ZipFile(tmp_path / "ds.zip") as archive:
@@ -43,7 +44,7 @@ def test_export_imports_with_the_same_items_boxes_labels_and_masks(request, datu
 
 def test_datumaro_written_dataset_round_trips_unchanged(datumaro_python, tmp_path):
     fixture = HERE / "fixtures" / "datumaro_export"
-    export_open_images(source=str(fixture), dest=str(tmp_path), name="again")
+    export_open_images(source=str(fixture), options=ExportOptions(dest=str(tmp_path), name="again"))
     assert datumaro_view(datumaro_python, tmp_path / "again.zip") == datumaro_view(datumaro_python, fixture)
 
 
@@ -54,7 +55,8 @@ def test_datumaro_written_dataset_round_trips_unchanged(datumaro_python, tmp_pat
 def test_selected_export_imports_with_its_pruned_classes(datumaro_python, tmp_path, parameters):
     from .selection_data import make_dataset
 
-    report = export_open_images(source=str(make_dataset(tmp_path / "ds")), dest=str(tmp_path), name="sel", **parameters)
+    options = ExportOptions(dest=str(tmp_path), name="sel", selection=parameters)
+    report = export_open_images(source=str(make_dataset(tmp_path / "ds")), options=options)
     view = datumaro_view(datumaro_python, tmp_path / "sel.zip")
     assert view["warnings"] == []
     with zipfile.ZipFile(tmp_path / "sel.zip") as archive:

@@ -15,6 +15,7 @@ from prefect.logging.handlers import APILogHandler
 from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 from openimages_etl.tasks import validate as validate_tasks
 
 from . import hostile
@@ -48,7 +49,8 @@ SOURCES = {"unreadable-csv": _unreadable, "invalid-data": _invalid, "missing-sou
 @pytest.mark.usefixtures("prefect_api")
 @pytest.mark.parametrize("case", sorted(SOURCES))
 def test_an_expected_error_ends_the_run_failed_with_its_message_and_no_traceback(case, cvat_dir, tmp_path):
-    state = export_open_images(source=str(SOURCES[case](cvat_dir)), dest=str(tmp_path / "out"), return_state=True)
+    options = ExportOptions(dest=str(tmp_path / "out"))
+    state = export_open_images(source=str(SOURCES[case](cvat_dir)), options=options, return_state=True)
     error = state.result(raise_on_failure=False)
     assert state.is_failed() and isinstance(error, OpenImagesETLError) and state.message == str(error)
     logs = _run_logs(state.state_details.flow_run_id)
@@ -73,7 +75,8 @@ def test_a_bug_keeps_its_traceback_in_the_run_logs_and_on_the_terminal(cvat_dir,
         raise KeyError("a bug")
 
     monkeypatch.setattr(validate_tasks, "build_keys", broken)
-    state = export_open_images(source=str(cvat_dir), dest=str(tmp_path / "out"), return_state=True)
+    options = ExportOptions(dest=str(tmp_path / "out"))
+    state = export_open_images(source=str(cvat_dir), options=options, return_state=True)
     assert isinstance(state.result(raise_on_failure=False), KeyError)
     assert any("Traceback" in message and "KeyError: 'a bug'" in message for message in _run_logs(state.state_details.flow_run_id))
     capsys.readouterr()

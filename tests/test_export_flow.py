@@ -14,6 +14,7 @@ from openimages_etl.cli import main
 from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import InvalidDataError, UsageError
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive
 
@@ -31,7 +32,7 @@ def _members(path: Path) -> list[str]:
 def test_every_layout_and_packing_exports_the_same_dataset(request, layout, packing, tmp_path):
     folder = request.getfixturevalue(f"{layout}_dir")
     source = folder if packing == "folder" else make_archive(folder, packing)
-    report = export_open_images(source=str(source), dest=str(tmp_path / "out"), name="ds")
+    report = export_open_images(source=str(source), options=ExportOptions(dest=str(tmp_path / "out"), name="ds"))
     assert report["status"] == "published"
     assert report["subsets"] == {
         "train": {"images": 6, "boxes": 12, "labels": 12, "masks": 6},
@@ -48,7 +49,7 @@ def test_every_layout_and_packing_exports_the_same_dataset(request, layout, pack
 
 
 def test_masks_are_normalised_to_the_image_size(official_dir, tmp_path):
-    export_open_images(source=str(official_dir), dest=str(tmp_path), name="ds")
+    export_open_images(source=str(official_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     with zipfile.ZipFile(tmp_path / "ds.zip") as archive:
         meta = dict((line.split()[0], line.split()[1:]) for line in archive.read("annotations/images.meta").decode().splitlines()[1:])
         masks = [m for m in archive.namelist() if m.startswith("masks/")]
@@ -62,7 +63,8 @@ def test_masks_are_normalised_to_the_image_size(official_dir, tmp_path):
 
 @pytest.mark.parametrize("method", list(ResizeMethod))
 def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path, method):
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="small", image_size=ImageSize.px300k, resize_method=method)
+    options = ExportOptions(dest=str(tmp_path), name="small", image_size=ImageSize.px300k, resize_method=method)
+    report = export_open_images(source=str(cvat_dir), options=options)
     assert report["image_size"] == "300k" and report["resize_method"] == method.value
     with zipfile.ZipFile(tmp_path / "small.zip") as archive:
         meta = dict(line.split(" ", 1) for line in archive.read("annotations/images.meta").decode().splitlines() if not line.startswith("#"))
@@ -74,7 +76,8 @@ def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path, method):
 
 
 def test_subsets_and_per_subset_zips(cvat_dir, tmp_path):
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds", subsets=["validation"], per_subset=True)
+    options = ExportOptions(dest=str(tmp_path), name="ds", subsets=["validation"], per_subset=True)
+    report = export_open_images(source=str(cvat_dir), options=options)
     assert list(report["subsets"]) == ["validation"]
     assert (tmp_path / "ds-validation.zip").exists()
     assert not any(m.startswith("images/train/") for m in _members(tmp_path / "ds.zip"))
@@ -95,7 +98,7 @@ def _break_a_box(folder: Path) -> Path:
 def test_invalid_rows_fail_the_run_and_publish_nothing(cvat_dir, tmp_path):
     _break_a_box(cvat_dir)
     with pytest.raises(InvalidDataError) as caught:
-        export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
+        export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     found = {(f.file, f.row, f.column, f.check) for f in caught.value.failures}
     assert ("annotations/train-annotations-bbox.csv", 3, "XMin", "less_than_or_equal_to(1.0)") in found
     assert ("annotations/train-annotations-bbox.csv", 3, "LabelName", "LabelName defined in class descriptions") in found
@@ -106,7 +109,8 @@ def test_invalid_rows_fail_the_run_and_publish_nothing(cvat_dir, tmp_path):
 
 def test_drop_leaves_invalid_rows_out_and_accounts_for_them(cvat_dir, tmp_path):
     _break_a_box(cvat_dir)
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds", on_invalid=OnInvalid.drop)
+    options = ExportOptions(dest=str(tmp_path), name="ds", on_invalid=OnInvalid.drop)
+    report = export_open_images(source=str(cvat_dir), options=options)
     assert report["subsets"]["train"]["boxes"] == 11
     assert report["rejected"] == {"annotations/train-annotations-bbox.csv": 1}
     for row in report["files"]:
@@ -137,7 +141,7 @@ def test_cli_exit_codes(sample_dirs, tmp_path, arguments, code, capsys):
 def test_annotation_only_source_exports_annotations_and_sizes(cvat_dir, tmp_path):
     """No images at all (CVAT's import upload): sizes come from images.meta, masks are sized by it."""
     shutil.rmtree(cvat_dir / "images")
-    report = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ann")
+    report = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ann"))
     assert report["subsets"]["train"] == {"images": 6, "boxes": 12, "labels": 12, "masks": 6}
     members = _members(tmp_path / "ann.zip")
     assert not any(m.startswith("images/") for m in members)
@@ -146,10 +150,11 @@ def test_annotation_only_source_exports_annotations_and_sizes(cvat_dir, tmp_path
 
 def test_the_log_says_where_and_a_deployment_run_refuses_a_relative_path(cvat_dir, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
-    export_open_images(source="cvat", dest="out", name="ds")  # from a shell: relative to where the user is
+    options = ExportOptions(dest="out", name="ds")
+    export_open_images(source="cvat", options=options)  # from a shell: relative to where the user is
     assert f"Exporting {tmp_path / 'cvat'} to {tmp_path / 'out' / 'ds.zip'}" in caplog.text
     monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "00000000-0000-0000-0000-00000000f0a1")  # as in a served run
     with pytest.raises(UsageError, match=rf"dest 'ui-form-300k' is a relative path: .*\({tmp_path}\)\. "
                                          rf"Give an absolute path \(such as {tmp_path / 'ui-form-300k'}\) or a URL"):
-        export_open_images(source=str(cvat_dir), dest="ui-form-300k")
+        export_open_images(source=str(cvat_dir), options=ExportOptions(dest="ui-form-300k"))
     assert not (tmp_path / "ui-form-300k").exists()

@@ -19,6 +19,7 @@ from openimages_etl import package
 from openimages_etl.cli import main
 from openimages_etl.errors import PublishError, SourceError, UnreadableFileError, is_transient, storage_error
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import Access, ExportOptions, Location
 from openimages_etl.runlock import export_lock
 
 from .helpers import make_archive
@@ -66,8 +67,9 @@ def test_transient_s3_faults_are_retried_and_the_run_completes(proxy, s3_bucket,
     fs = _s3(proxy.target)
     fs.put(str(official_dir) + "/", f"{s3_bucket}/src/", recursive=True)
     proxy.rules = [Rule(r".", "mix", every=4)]
-    report = export_open_images(source=f"s3://{s3_bucket}/src", dest=f"s3://{s3_bucket}/out", name="ds",
-                                source_options=_through(proxy), dest_options=_through(proxy))
+    options = ExportOptions(source=Access(options=_through(proxy)),
+                            dest=Location(url=f"s3://{s3_bucket}/out", options=_through(proxy)), name="ds")
+    report = export_open_images(source=f"s3://{s3_bucket}/src", options=options)
     assert report["status"] == "published"
     assert report["subsets"]["train"] == {"images": 6, "boxes": 12, "labels": 12, "masks": 6}
     assert proxy.injected >= 15, proxy.injected
@@ -83,8 +85,8 @@ def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(pr
     from prefect.client.schemas.sorting import TaskRunSort
 
     proxy.rules = [Rule(r"^(PUT|POST) /[^ ]*/out/ds\.zip", "500", times=5)]
-    state = export_open_images(source=str(make_archive(cvat_dir, "zip")), dest=f"s3://{s3_bucket}/out", name="ds",
-                               dest_options=_through(proxy), return_state=True)
+    options = ExportOptions(dest=Location(url=f"s3://{s3_bucket}/out", options=_through(proxy)), name="ds")
+    state = export_open_images(source=str(make_archive(cvat_dir, "zip")), options=options, return_state=True)
     assert state.result()["status"] == "published" and proxy.injected == 5
     assert _valid_zip(_s3(proxy.target), f"{s3_bucket}/out/ds.zip")
     with get_client(sync_client=True) as client:
@@ -111,7 +113,7 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     fs.put(str(cvat_dir) + "/", f"{s3_bucket}/src/", recursive=True)
     options = json.dumps(_through(proxy))
     args = ["export", f"s3://{s3_bucket}/src", f"s3://{s3_bucket}/out", "--name", "ds",
-            "--storage-options", options, "--dest-storage-options", options]
+            "--source-options", options, "--dest-options", options]
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     proxy.rules = [Rule(pattern, "hold", times=1)]
     run = _cli(args, env)
@@ -150,7 +152,7 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / ".ds.zip.part-deadbeef").write_bytes(b"half a zip")
-    report = export_open_images(source=str(cvat_dir), dest=str(dest), name="ds")
+    report = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(dest), name="ds"))
     assert report["run"]["leftovers_removed"] == 1
     assert not list(dest.glob(".*")) and {"ds.report.json", "ds.report.md", "ds.zip"} <= {p.name for p in dest.iterdir()}
 
@@ -159,7 +161,7 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
 def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_path):
     source, dest = str(make_archive(cvat_dir, "zip")), str(tmp_path / "dest")
     with ThreadPoolExecutor(2) as pool, export_lock(dest, "ds"):  # held here so that both runs queue behind it
-        futures = [pool.submit(export_open_images, source=source, dest=dest, name="ds") for _ in range(2)]
+        futures = [pool.submit(export_open_images, source=source, options=ExportOptions(dest=dest, name="ds")) for _ in range(2)]
         time.sleep(5)
     reports = [future.result() for future in futures]
     assert sorted(r["status"] for r in reports) == ["published", "unchanged"]
@@ -168,5 +170,6 @@ def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_pa
     assert sorted(p.name for p in Path(dest).glob("*.zip")) == ["ds.zip"]
     published = json.loads((Path(dest) / "ds.report.json").read_text())
     assert published["run"]["idempotency_key"] == unchanged["run"]["idempotency_key"]
-    other = export_open_images(source=source, dest=dest, name="ds", image_size="300k")  # other parameters: a new export
+    options = ExportOptions(dest=dest, name="ds", image_size="300k")
+    other = export_open_images(source=source, options=options)  # other parameters: a new export
     assert other["status"] == "published"

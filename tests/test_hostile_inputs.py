@@ -13,7 +13,7 @@ from PIL import Image
 
 from openimages_etl import convert, tables
 from openimages_etl.cli import main
-from openimages_etl.config import ResizeMethod
+from openimages_etl.config import Limits, ResizeMethod
 from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError, UsageError
 from openimages_etl.layout import discover
 from openimages_etl.media import MediaError, convert_image, convert_mask
@@ -26,7 +26,7 @@ from .helpers import ANN, make_archive, validate
 
 
 def _stage(archive: Path, work: Path) -> DatasetRoot:
-    return stage_source(str(archive), {}, work)
+    return stage_source(str(archive), {}, work, Limits.from_env())  # the edge: read as a run reads them
 
 
 def _nothing_outside(tmp_path: Path, work: Path) -> None:
@@ -148,7 +148,7 @@ def test_an_unreadable_csv_gives_one_exit_code_on_every_run(command, cvat_dir, t
     monkeypatch.setattr(convert, "_convert_image_batch", slow_batch)
     work = tmp_path / "work"
     work.mkdir()
-    arguments = [command, str(cvat_dir)] + ([str(tmp_path / "out"), "--work-dir", str(work)] if command == "export" else [])
+    arguments = [command, str(cvat_dir)] + ([str(tmp_path / "out"), "--work", str(work)] if command == "export" else [])
     codes = []
     for _ in range(5):
         codes.append(main(arguments))

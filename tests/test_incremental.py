@@ -9,6 +9,7 @@ import pytest
 
 from openimages_etl.config import ImageSize
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 from openimages_etl.reuse import source_key
 
 from .helpers import make_archive
@@ -26,9 +27,9 @@ def test_source_key_follows_content_stamps(cvat_dir, tmp_path):
 
 
 def test_unchanged_folder_source_is_not_exported_again_and_the_report_says_so(cvat_dir, tmp_path):
-    first = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
+    first = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     zip_time, report_time = ((tmp_path / f).stat().st_mtime_ns for f in ("ds.zip", "ds.report.json"))
-    again = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
+    again = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     assert first["status"] == "published" and again["status"] == "unchanged"
     assert "already holds this export" in again["note"]
     assert again["subsets"] == first["subsets"] and again["output"] == first["output"]
@@ -41,12 +42,12 @@ def test_unchanged_folder_source_is_not_exported_again_and_the_report_says_so(cv
 @pytest.mark.parametrize("change", [pytest.param("options", marks=pytest.mark.slow), "source",
                                     pytest.param("zip gone", marks=pytest.mark.slow), pytest.param("no reuse", marks=pytest.mark.slow)])
 def test_a_change_means_a_new_export(cvat_dir, tmp_path, change):
-    export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
+    export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     options = {"image_size": ImageSize.px300k} if change == "options" else {"reuse": False} if change == "no reuse" else {}
     if change == "source":
         bbox = cvat_dir / "annotations" / "train-annotations-bbox.csv"
         bbox.write_text("\n".join(bbox.read_text().splitlines()[:-1]) + "\n")
     if change == "zip gone":
         (tmp_path / "ds.zip").unlink()
-    again = export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds", **options)
+    again = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds", **options))
     assert again["status"] == "published" and (tmp_path / "ds.zip").exists()

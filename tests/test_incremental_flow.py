@@ -1,6 +1,7 @@
 """The incremental flow on a real Prefect API: what is new since the last run, and only that, gets exported."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zipfile
@@ -13,6 +14,7 @@ from openimages_etl.errors import InvalidDataError, OpenImagesETLError, PublishE
 from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.objects import LEDGER_DIR
+from openimages_etl.options import ExportOptions, SelectionSpec
 
 from .helpers import make_archive
 
@@ -27,15 +29,16 @@ def test_each_run_exports_only_archives_new_since_the_last(cvat_dir, official_di
     make_archive(official_dir, "tar").rename(incoming / "2026" / "b.tar")
     (incoming / "notes.txt").write_text("not an archive")
 
-    first = export_new_archives(source=str(incoming), dest=dest)
+    first = export_new_archives(source=str(incoming), options=ExportOptions(dest=dest))
     assert sorted((o["archive"].rsplit("/", 1)[1], o["status"]) for o in first) == [("a.zip", "published"), ("b.tar", "published")]
     assert {p.name for p in (tmp_path / "exports").glob("*.zip")} == {"a.zip", "b.zip"}
-    assert export_new_archives(source=str(incoming), dest=dest) == []  # nothing new
+    assert export_new_archives(source=str(incoming), options=ExportOptions(dest=dest)) == []  # nothing new
 
     with zipfile.ZipFile(incoming / "a.zip", "a") as archive:  # a new version of a.zip: new size and mtime
         archive.writestr("README.txt", "second upload")
     os.utime(incoming / "a.zip", (1e9, 2e9))
-    assert [o["archive"].rsplit("/", 1)[1] for o in export_new_archives(source=str(incoming), dest=dest)] == ["a.zip"]
+    outcomes = export_new_archives(source=str(incoming), options=ExportOptions(dest=dest))
+    assert [o["archive"].rsplit("/", 1)[1] for o in outcomes] == ["a.zip"]
     assert _entries(dest) == 3
 
 
@@ -43,12 +46,13 @@ def test_a_copy_of_an_exported_archive_with_a_new_mtime_is_not_exported_again(cv
     incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
     incoming.mkdir()
     archive = make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
-    assert [o["status"] for o in export_new_archives(source=str(incoming), dest=dest)] == ["published"]
+    options = ExportOptions(dest=dest)
+    assert [o["status"] for o in export_new_archives(source=str(incoming), options=options)] == ["published"]
     published = (tmp_path / "exports" / "a.zip").stat().st_mtime_ns
     shutil.copyfile(archive, tmp_path / "a.zip")  # what `cp` does: same bytes, a new mtime
     os.replace(tmp_path / "a.zip", archive)
     os.utime(archive, (2e9, 2e9))
-    assert export_new_archives(source=str(incoming), dest=dest) == []
+    assert export_new_archives(source=str(incoming), options=ExportOptions(dest=dest)) == []
     assert _entries(dest) == 1 and (tmp_path / "exports" / "a.zip").stat().st_mtime_ns == published
     assert "same bytes as an exported version" in caplog.text
 
@@ -64,9 +68,9 @@ def test_an_invalid_archive_fails_the_run_once_and_is_not_retried(cvat_dir, tmp_
         boxes.write("00000000deadbeef,xclick,/m/01g317,1,0.1,0.2,0.1,0.2,0,0,0,0,0\n")  # an image no list holds
     make_archive(cvat_dir, "zip").rename(incoming / "invalid.zip")
     with pytest.raises(OpenImagesETLError, match="1 archive new since the last run: 1 rejected: .*InvalidDataError"):
-        export_new_archives(source=str(incoming), dest=dest)
+        export_new_archives(source=str(incoming), options=ExportOptions(dest=dest))
     assert _entries(dest) == 1  # rejected for this version: the archive itself is at fault
-    assert export_new_archives(source=str(incoming / "invalid.zip"), dest=dest) == []
+    assert export_new_archives(source=str(incoming / "invalid.zip"), options=ExportOptions(dest=dest)) == []
 
 
 @pytest.mark.parametrize("state, status", [
@@ -85,10 +89,24 @@ def test_a_child_that_finds_its_export_in_place_is_reported_unchanged(cvat_dir, 
     incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
     incoming.mkdir()
     archive = make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
-    export_open_images(source=str(archive), dest=dest)  # exported by hand, so the ledger does not know it
-    [outcome] = export_new_archives(source=str(incoming), dest=dest)
+    options = ExportOptions(dest=dest)
+    export_open_images(source=str(archive), options=options)  # exported by hand, so the ledger does not know it
+    [outcome] = export_new_archives(source=str(incoming), options=ExportOptions(dest=dest))
     assert outcome["status"] == "unchanged"
     assert "1 archive new since the last run: 1 unchanged" in caplog.text and "published" not in caplog.text.split("new since")[-1]
+
+
+def test_each_child_export_takes_every_option_of_the_run(cvat_dir, tmp_path):
+    incoming, dest = tmp_path / "incoming", tmp_path / "exports"
+    incoming.mkdir()
+    make_archive(cvat_dir, "zip").rename(incoming / "a.zip")
+    options = ExportOptions(dest=str(dest), image_size="300k", subsets=["validation"], per_subset=True,
+                            selection=SelectionSpec(max_images=1))
+    [outcome] = export_new_archives(source=str(incoming), options=options)
+    report = json.loads((dest / "a.report.json").read_text())
+    assert outcome["status"] == "published" and (dest / "a-validation.zip").exists()
+    assert (report["image_size"], list(report["subsets"])) == ("300k", ["validation"])
+    assert report["selection"]["parameters"]["max_images"] == 1
 
 
 @pytest.mark.parametrize("statuses, text", [

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive
 from .helpers import prefect_server as prefect_server_running
@@ -48,7 +49,8 @@ def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(p
     def run(number: int):
         with temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}):  # per thread: a context variable
             start.wait()  # all 20 create their flow runs at the same moment
-            return persisted(source=source, dest=str(dest), name=f"ds{number % NAMES}", return_state=True)
+            options = ExportOptions(dest=str(dest), name=f"ds{number % NAMES}")
+            return persisted(source=source, options=options, return_state=True)
 
     with temporary_settings({PREFECT_API_URL: url}):
         started = time.monotonic()

@@ -13,16 +13,13 @@ import httpx
 import pytest
 
 from openimages_etl.events import OBJECT_CREATED
+from openimages_etl.options import ExportOptions
 
 from .helpers import free_port, make_archive
 from .e2e import PrefectREST, client_env, running, start, wait_for
 
 pytestmark = pytest.mark.slow
 CRON = "0 3 * * *"
-EXPORT_PARAMETERS = ["source", "dest", "name", "image_size", "resize_method", "subsets", "per_subset", "on_invalid",
-                     "source_options", "dest_options", "source_block", "dest_block", "work_dir", "reuse",
-                     "classes", "exclude_classes", "subclasses", "only_matching", "merge_subclasses", "per_class", "max_images",
-                     "seed", "image_ids", "drop_boxes"]
 
 
 @pytest.fixture(scope="module")
@@ -111,26 +108,30 @@ def _upload_runs(api: PrefectREST, served: dict, url: str) -> list[dict]:
 def test_the_ui_form_is_typed_described_and_checked(served, api, bucket, archive, capsys):
     deployment = served["adhoc"]
     schema = deployment["parameter_openapi_schema"]
-    assert list(schema["properties"]) == EXPORT_PARAMETERS
-    assert schema["required"] == ["source", "dest"]
-    for name, field in schema["properties"].items():
-        assert field["title"] == name and len(field["description"]) > 20, name
+    assert list(schema["properties"]) == ["source", "options"] and schema["required"] == ["source", "options"]
+    options = schema["definitions"]["ExportOptions"]
+    assert list(options["properties"]) == list(ExportOptions.model_fields)  # the form is the model
+    for model in ("ExportOptions", "SelectionSpec", "Location", "Access"):
+        for name, field in schema["definitions"][model]["properties"].items():
+            assert len(field["description"]) > 20, name
     assert schema["definitions"]["ImageSize"]["enum"] == ["original", "300k", "200k"]
     assert schema["definitions"]["OnInvalid"]["enum"] == ["fail", "drop"]
     assert schema["definitions"]["BoxFlag"]["enum"] == ["occluded", "truncated", "group-of", "depiction", "inside"]
     assert schema["definitions"]["ResizeMethod"]["enum"] == ["fast", "tfds"]
-    assert (schema["properties"]["resize_method"]["$ref"], schema["properties"]["resize_method"]["default"]) == ("#/definitions/ResizeMethod", "fast")
-    assert schema["properties"]["image_size"]["$ref"] == "#/definitions/ImageSize"
-    assert (schema["properties"]["image_size"]["default"], schema["properties"]["per_subset"]["default"]) == ("original", False)
-    assert deployment["parameters"] == {"dest": f"s3://{bucket}/exports", "image_size": "original", "resize_method": "fast"}
+    assert (options["properties"]["resize_method"]["$ref"], options["properties"]["resize_method"]["default"]) == ("#/definitions/ResizeMethod", "fast")
+    assert options["properties"]["image_size"]["$ref"] == "#/definitions/ImageSize"
+    assert (options["properties"]["image_size"]["default"], options["properties"]["per_subset"]["default"]) == ("original", False)
+    assert deployment["parameters"] == {"options": {"dest": {"url": f"s3://{bucket}/exports"}}}
     assert deployment["enforce_parameter_schema"] and deployment["global_concurrency_limit"]["limit"] == 1
 
-    refused = api.create_run(deployment["id"], {"source": "s3://x/y.zip", "image_size": "999k"})
+    prefilled = deployment["parameters"]["options"]  # what the form shows; a run's options replace them as a whole
+    refused = api.create_run(deployment["id"], {"source": "s3://x/y.zip", "options": {**prefilled, "image_size": "999k"}})
     assert refused.status_code == 409 and "999k" in refused.text  # rejected before any run exists
 
     source = f"s3://{bucket}/uploads/form.zip"
     uploaded = _put(archive, source)
-    created = api.create_run(deployment["id"], {"source": source, "name": "from-form", "image_size": "300k", "subsets": ["validation"]})
+    chosen = {**prefilled, "name": "from-form", "image_size": "300k", "subsets": ["validation"]}
+    created = api.create_run(deployment["id"], {"source": source, "options": chosen})
     assert created.status_code == 201, created.text
     run = api.wait_finished(created.json()["id"])
     assert run["state"]["type"] == "COMPLETED", run["state"]

@@ -17,6 +17,7 @@ from openimages_etl.charts import DPI
 from openimages_etl.cli import main
 from openimages_etl.errors import InvalidDataError
 from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
+from openimages_etl.options import ExportOptions
 from openimages_etl.report_visuals import export_visuals
 from openimages_etl.visuals import CAPTION, GAP, HEADER, MASK_ALPHA, TILE, class_colour, tile_origin
 
@@ -180,7 +181,7 @@ def test_failed_run_shows_failing_rows_and_thumbnails_of_the_failing_files(cvat_
     mask = sorted((cvat_dir / "masks" / "validation").iterdir())[0]
     mask.write_bytes(_png(Image.new("L", (64, 48), 0)))
     with pytest.raises(InvalidDataError):
-        export_open_images(source=str(cvat_dir), dest=str(tmp_path), name="ds")
+        export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     report = json.loads((tmp_path / "ds.report.json").read_text())
     assert report["status"] == "failed" and not (tmp_path / "ds.zip").exists()
     assert [p["file"] for p in report["pictures"]["files"]] == ["ds.report/failed-files.png"]

@@ -13,6 +13,7 @@ from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, ORIGINAL
 from openimages_etl.flows import export_open_images
 from openimages_etl.flows.scaleout import on_dask
 from openimages_etl.layout import CsvFile
+from openimages_etl.options import ExportOptions
 from openimages_etl.sample import BOX_COLUMNS
 from openimages_etl.shards import ShardWriter, copy_entries
 from openimages_etl.validation import KeyIndex
@@ -129,8 +130,9 @@ def test_resize_batches_sample_the_source_bytes(cvat_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_api")
 def test_the_same_flow_runs_on_a_local_dask_cluster(cvat_dir, tmp_path):
-    threads = export_open_images(source=str(cvat_dir), dest=str(tmp_path / "threads"), name="ds")
-    dask = on_dask(export_open_images, workers=2)(source=str(cvat_dir), dest=str(tmp_path / "dask"), name="ds")
+    threads = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path / "threads"), name="ds"))
+    options = ExportOptions(dest=str(tmp_path / "dask"), name="ds")
+    dask = on_dask(export_open_images, workers=2)(source=str(cvat_dir), options=options)
     assert dask["subsets"] == threads["subsets"]
     with zipfile.ZipFile(tmp_path / "dask" / "ds.zip") as a, zipfile.ZipFile(tmp_path / "threads" / "ds.zip") as b:
         assert sorted(a.namelist()) == sorted(b.namelist())

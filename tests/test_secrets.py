@@ -10,6 +10,7 @@ import s3fs
 from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
 from openimages_etl.flows import export_open_images
+from openimages_etl.options import Access, ExportOptions, Location
 
 from .helpers import make_archive
 
@@ -57,15 +58,17 @@ def fake_keys(s3_endpoint, monkeypatch):
 def test_no_credential_reaches_logs_reports_artifacts_parameters_or_errors(fake_keys, s3_bucket, cvat_dir, capfd):
     s3 = s3fs.S3FileSystem(skip_instance_cache=True)
     s3.put_file(str(make_archive(cvat_dir, "zip")), f"{s3_bucket}/in/ds.zip")
-    state = export_open_images(source=f"s3://{s3_bucket}/in/ds.zip", dest=f"s3://{s3_bucket}/out", source_block="secret/oi-source",
-                               dest_block="aws-credentials/oi-dest", return_state=True)
+    options = ExportOptions(source=Access(block="secret/oi-source"),
+                            dest=Location(url=f"s3://{s3_bucket}/out", block="aws-credentials/oi-dest"))
+    state = export_open_images(source=f"s3://{s3_bucket}/in/ds.zip", options=options, return_state=True)
     report = state.result()
     assert report["status"] == "published"
     s3.invalidate_cache()
     seen = [_run_record(state.state_details.flow_run_id), json.dumps(report),
             s3.cat_file(f"{s3_bucket}/out/ds.report.json").decode(), s3.cat_file(f"{s3_bucket}/out/ds.report.md").decode()]
     # A failing run: a destination bucket that does not exist, and a source through the environment's keys.
-    failed = export_open_images(source=f"s3://{s3_bucket}/in/ds.zip", dest="s3://no-such-bucket-here/out", return_state=True)
+    options = ExportOptions(dest="s3://no-such-bucket-here/out")
+    failed = export_open_images(source=f"s3://{s3_bucket}/in/ds.zip", options=options, return_state=True)
     error = failed.result(raise_on_failure=False)
     assert isinstance(error, OpenImagesETLError)
     seen += [str(error), repr(error), _run_record(failed.state_details.flow_run_id)]
@@ -77,8 +80,8 @@ def test_no_credential_reaches_logs_reports_artifacts_parameters_or_errors(fake_
 
 @pytest.mark.parametrize("arguments", [
     ["export", "s3://AKIAURLFAKE:url%2Fsecret@bucket/x.zip", "out"],
-    ["export", "x.zip", "s3://bucket/out", "--dest-storage-options", '{"secret": "opt/FAKE/secret"}'],
-    ["validate", "x.zip", "--storage-options", '{"client_kwargs": {"aws_secret_access_key": "opt/FAKE/secret"}}'],
+    ["export", "x.zip", "s3://bucket/out", "--dest-options", '{"secret": "opt/FAKE/secret"}'],
+    ["validate", "x.zip", "--source-options", '{"client_kwargs": {"aws_secret_access_key": "opt/FAKE/secret"}}'],
 ])
 def test_credentials_in_urls_or_options_are_refused_before_a_run_exists(arguments, capsys):
     assert main(arguments) == 2

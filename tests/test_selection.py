@@ -11,6 +11,7 @@ import fsspec
 import numpy as np
 import polars as pl
 import pytest
+from pydantic import ValidationError
 from fsspec.implementations.memory import MemoryFileSystem
 
 from openimages_etl.cli import main
@@ -19,7 +20,8 @@ from openimages_etl.errors import UsageError
 from openimages_etl.flows import export_open_images
 from openimages_etl.hierarchy import Hierarchy
 from openimages_etl.layout import discover
-from openimages_etl.selection import SelectionSpec, _quota, read_image_ids, resolve, select
+from openimages_etl.options import ExportOptions, SelectionSpec
+from openimages_etl.selection import _quota, read_image_ids, resolve, select
 from openimages_etl.storage import DatasetRoot
 from openimages_etl.validation import build_keys
 
@@ -110,7 +112,7 @@ def test_an_image_chosen_for_one_class_counts_for_every_class_it_holds():
 
 
 def test_quotas_with_overlapping_classes_meet_each_class_where_possible(indexed, tmp_path):
-    selection = select(*indexed, SelectionSpec(("Vehicle", "Dog"), per_class=1), SUBSETS, tmp_path)
+    selection = select(*indexed, SelectionSpec(classes=("Vehicle", "Dog"), per_class=1), SUBSETS, tmp_path)
     for subset, mid, available, selected in selection.counts:
         assert selected >= min(1, available), (subset, mid)
     train = pl.read_parquet(selection.images.url).filter(pl.col("subset") == "train").height
@@ -142,7 +144,7 @@ def test_image_id_list_intersects_the_class_selection(indexed, tmp_path):
 
 
 def test_parameters_need_classes_where_they_refer_to_them():
-    with pytest.raises(UsageError, match="need classes"):
+    with pytest.raises(ValidationError, match="need classes"):
         SelectionSpec(per_class=3)
 
 
@@ -161,8 +163,10 @@ def _members(path: Path) -> list[str]:
 
 @pytest.mark.usefixtures("prefect_api")
 def test_only_matching_export_keeps_the_selected_classes_and_accounts_for_the_rest(dataset, tmp_path):
-    report = export_open_images(source=str(dataset), dest=str(tmp_path), name="veh", classes=["Vehicle"], exclude_classes=["Rocket"],
-                                only_matching=True, drop_boxes=[BoxFlag.group_of])
+    options = ExportOptions(dest=str(tmp_path), name="veh",
+                            selection=SelectionSpec(classes=["Vehicle"], exclude_classes=["Rocket"], only_matching=True,
+                                                    drop_boxes=[BoxFlag.group_of]))
+    report = export_open_images(source=str(dataset), options=options)
     zipped = tmp_path / "veh.zip"
     kept = {"/m/veh", "/m/car", "/m/toycar", "/m/truck", "/m/boat"}
     boxes = _zip_rows(zipped, "annotations/train-annotations-bbox.csv")
@@ -188,11 +192,14 @@ def test_only_matching_export_keeps_the_selected_classes_and_accounts_for_the_re
 @pytest.mark.slow  # two exports
 @pytest.mark.usefixtures("prefect_api")
 def test_image_id_list_beside_the_zip_reproduces_the_export(dataset, tmp_path):
-    first = export_open_images(source=str(dataset), dest=str(tmp_path / "a"), name="ds", classes=["Vehicle", "Dog"], per_class=1, seed=7)
+    options = ExportOptions(dest=str(tmp_path / "a"), name="ds",
+                            selection=SelectionSpec(classes=["Vehicle", "Dog"], per_class=1, seed=7))
+    first = export_open_images(source=str(dataset), options=options)
     listed = tmp_path / "a" / "ds.image-ids.csv"
     assert listed.read_text().splitlines()[0] == "Subset,ImageID"
     assert first["selection"]["image_ids"]["images"] == len(listed.read_text().splitlines()) - 1
-    export_open_images(source=str(dataset), dest=str(tmp_path / "b"), name="ds", image_ids=str(listed))
+    options = ExportOptions(dest=str(tmp_path / "b"), name="ds", selection=SelectionSpec(image_ids=str(listed)))
+    export_open_images(source=str(dataset), options=options)
     assert _members(tmp_path / "a" / "ds.zip") == _members(tmp_path / "b" / "ds.zip")
     for member in [m for m in _members(tmp_path / "a" / "ds.zip") if m.endswith(".csv") and "class-descriptions" not in m]:
         assert _zip_rows(tmp_path / "a" / "ds.zip", member) == _zip_rows(tmp_path / "b" / "ds.zip", member), member
@@ -200,8 +207,9 @@ def test_image_id_list_beside_the_zip_reproduces_the_export(dataset, tmp_path):
 
 @pytest.mark.usefixtures("prefect_api")
 def test_merge_relabels_subclasses_to_the_requested_class(dataset, tmp_path):
-    report = export_open_images(source=str(dataset), dest=str(tmp_path), name="m", classes=["Vehicle"], merge_subclasses=True,
-                                only_matching=True)
+    options = ExportOptions(dest=str(tmp_path), name="m",
+                            selection=SelectionSpec(classes=["Vehicle"], merge_subclasses=True, only_matching=True))
+    report = export_open_images(source=str(dataset), options=options)
     boxes = _zip_rows(tmp_path / "m.zip", "annotations/train-annotations-bbox.csv")
     labels = _zip_rows(tmp_path / "m.zip", "annotations/train-annotations-human-imagelabels.csv")
     assert {b["LabelName"] for b in boxes} == {"/m/veh"}
@@ -234,7 +242,9 @@ def test_media_of_unselected_images_are_never_read(dataset, tmp_path):
     fsspec.register_implementation("countingmem", CountingFileSystem, clobber=True)
     CountingFileSystem().put(str(dataset), f"/{tmp_path.name}", recursive=True)
     CountingFileSystem.opened.clear()
-    export_open_images(source=f"countingmem://{tmp_path.name}", dest=str(tmp_path), name="dogs", classes=["Dog"], only_matching=True)
+    options = ExportOptions(dest=str(tmp_path), name="dogs",
+                            selection=SelectionSpec(classes=["Dog"], only_matching=True))
+    export_open_images(source=f"countingmem://{tmp_path.name}", options=options)
     media = {Path(p).name for p in CountingFileSystem.opened if "/images/" in p or "/masks/" in p}
     assert media == {"t01.jpg", "t06.jpg", "t10.jpg", "v03.jpg", "v03_dog_b0.png"}
 

@@ -158,7 +158,8 @@ def test_a_failed_run_shows_its_first_failing_rows_and_files(runs, page, ui, tmp
 def test_the_custom_run_form_lists_parameters_with_descriptions_and_choices(runs, page, ui, tmp_path):
     schema = runs["adhoc"]["parameter_openapi_schema"]
     _open(page, runs, ui, f"/deployments/deployment/{runs['adhoc']['id']}/run", "image_size")
-    for name, field in schema["properties"].items():
+    options = schema["definitions"]["ExportOptions"]["properties"]  # the `options` parameter's form, nested
+    for name, field in [*schema["properties"].items(), *options.items()]:
         assert page.locator("label", has_text=name).first.is_visible(), name
         assert page.get_by_text(field["description"], exact=True).first.is_visible(), name
     for name, enum in (("image_size", "ImageSize"), ("on_invalid", "OnInvalid")):
@@ -169,7 +170,8 @@ def test_the_custom_run_form_lists_parameters_with_descriptions_and_choices(runs
 def _choices(page: Page, ui: str, name: str) -> list[str]:
     """Open the parameter's drop-down and read its options."""
     if ui == "v1":
-        field = page.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)).first
+        # the innermost property with that label: the nested `options` form holds the field
+        field = page.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)).last
         field.locator(".p-select-button__control").focus()
         page.keyboard.press("ArrowDown")  # a mouse click can toggle it shut again; the keyboard opens it
     else:
@@ -183,7 +185,8 @@ def _choices(page: Page, ui: str, name: str) -> list[str]:
 
 
 def test_a_form_run_with_a_relative_dest_is_refused_with_the_absolute_path(runs, page, tmp_path):
-    created = runs["api"].create_run(runs["adhoc"]["id"], {"source": str(runs["zip"]), "dest": "ui-form-300k"})
+    parameters = {"source": str(runs["zip"]), "options": {"dest": {"url": "ui-form-300k"}}}
+    created = runs["api"].create_run(runs["adhoc"]["id"], parameters)
     assert created.status_code == 201, created.text
     run = runs["api"].wait_finished(created.json()["id"])
     serving = runs["base"] / "serving"
