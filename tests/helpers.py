@@ -2,6 +2,7 @@
 `prefect_server` too, so it imports nothing from pytest."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -13,6 +14,9 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from openimages_etl.errors import Failure
 from openimages_etl.layout import discover
@@ -109,3 +113,11 @@ def validate(folder: Path, work: Path) -> list[Failure]:
     keys = build_keys(layout, work)
     checks = [validate_table(layout, table, keys, work) for table in layout.tables]
     return keys.failures.samples + [f for c in checks for f in c.failures.samples]
+
+
+def noise_jpeg(width: int, height: int, quality: int = 95) -> bytes:
+    """A JPEG of random pixels (the worst case for size)."""
+    rng = np.random.default_rng(1)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()

@@ -15,7 +15,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from .conftest import _free_port, datumaro_view, make_archive
+from .helpers import datumaro_view, free_port, make_archive
 from .e2e import BIN, client_env, stop
 
 pytestmark = pytest.mark.slow
@@ -39,7 +39,7 @@ def dask_cluster(workers: int, logs: Path, env: dict[str, str], shared: Path | N
     folder of the client: no worker sees it. `shared`, a folder under it, all of them do."""
     from distributed import Client
 
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     worker_env = {**env, "HOME": "/tmp/home", "TMPDIR": "/tmp", "PREFECT_HOME": "/tmp/home/.prefect"}
     worker_env.pop("PREFECT_API_URL", None)  # the workers get it from the flow (prefect-dask hands over its settings)
     with ExitStack() as stack:
@@ -87,12 +87,9 @@ def _client(arguments: list[str], env: dict[str, str], tmp: Path, log: Path) -> 
     return done, watch.peak
 
 
-WORK_AREA_PENDING = "the work area is a local folder of the client until stage-refs makes it an fsspec URL (issue 13 §2)"
-
-
 @pytest.mark.parametrize("work_area", [
-    pytest.param("s3", marks=pytest.mark.xfail(strict=True, reason=WORK_AREA_PENDING)),
-    "shared-folder",  # what this half proves today: only the work area shared, the source read in place on S3
+    "s3",  # nothing shared: validate's work area given on S3, the export's the default under DEST
+    "shared-folder",  # only the work area shared, the source read in place on S3
 ])
 def test_export_and_validate_on_workers_without_a_shared_disk(cvat_dir, s3_bucket, prefect_server, datumaro_python, tmp_path,
                                                               work_area):
@@ -102,19 +99,21 @@ def test_export_and_validate_on_workers_without_a_shared_disk(cvat_dir, s3_bucke
     source, dest = f"s3://{s3_bucket}/uploads/team.zip", f"s3://{s3_bucket}/exports"
     env = client_env(prefect_server, tmp_path / "client-home")
     shared = tmp_path / "shared" if work_area == "shared-folder" else None
-    work = ["--work-dir", str(shared / "work") if shared else f"s3://{s3_bucket}/work"]
+    work = ["--work", str(shared / "work") if shared else f"s3://{s3_bucket}/work"]
     if shared:
         (shared / "work").mkdir(parents=True)
     with dask_cluster(2, tmp_path, env, shared) as address:
-        validated, validate_peak = _client(["validate", source, "--dask", address], env, (shared or tmp_path) / "tmp-validate",
-                                           tmp_path / "validate.log")  # validate's work folder is in TMPDIR
+        validated, validate_peak = _client(["validate", source, "--dask", address, *work], env, (shared or tmp_path) / "tmp-validate",
+                                           tmp_path / "validate.log")
         assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-3000:]
-        exported, export_peak = _client(["export", source, dest, "--dask", address, *work], env, (shared or tmp_path) / "tmp-export",
+        exported, export_peak = _client(["export", source, dest, "--dask", address, *(work if shared else [])], env, (shared or tmp_path) / "tmp-export",
                                         tmp_path / "export.log")
         assert exported.returncode == 0, exported.stdout[-3000:] + exported.stderr[-3000:]
     if not shared:  # with a shared folder the work area is on the client's disk
         assert max(validate_peak, export_peak) < CLIENT_TEMP_LIMIT
     s3.invalidate_cache()
+    if not shared:  # both work areas went with their runs
+        assert not s3.find(f"{s3_bucket}/work") and not s3.find(f"{dest}/.openimages-etl/work")
     s3.get_file(f"{dest}/team.zip", str(tmp_path / "cluster.zip"))
     # the same source exported on threads in one process, the reference
     local = subprocess.run([str(BIN / "openimages-etl"), "export", str(archive), str(tmp_path / "threads"), "--name", "team"], env=env,

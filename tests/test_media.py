@@ -12,6 +12,8 @@ from openimages_etl.config import ResizeMethod
 from openimages_etl.media import MediaError, convert_image, convert_mask
 from openimages_etl.resize import tfds_size
 
+from .helpers import noise_jpeg
+
 
 @pytest.mark.parametrize(("width", "height", "target", "expected"), [
     (640, 480, 300_000, (632, 474)),  # 307,200 px: scaled by sqrt(300000/307200) = 0.988
@@ -24,22 +26,15 @@ def test_tfds_size(width, height, target, expected):
     assert tfds_size(width, height, target) == expected
 
 
-def _jpeg(width: int, height: int, quality: int = 95) -> bytes:
-    rng = np.random.default_rng(1)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
 def test_original_keeps_the_bytes():
-    data = _jpeg(64, 48)
+    data = noise_jpeg(64, 48)
     assert convert_image(data, None) == (data, None, 48, 64)
 
 
 @pytest.mark.parametrize("method", list(ResizeMethod))
 @pytest.mark.parametrize("size", [(1024, 768), (320, 240), (3264, 2448), (1001, 999)])
 def test_resized_images_are_jpeg_q72_at_the_tfds_size(size, method):
-    out, extension, height, width = convert_image(_jpeg(*size), 300_000, method=method)
+    out, extension, height, width = convert_image(noise_jpeg(*size), 300_000, method=method)
     assert extension == ".jpg" and (width, height) == tfds_size(*size, 300_000)
     with Image.open(io.BytesIO(out)) as image:
         assert image.format == "JPEG" and image.size == (width, height)
@@ -59,7 +54,7 @@ def _tfds_method(data: bytes, target: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("size", "target"), [((1024, 768), 300_000), ((3264, 2448), 300_000), ((1001, 999), 200_000), ((320, 240), 300_000)])
 def test_the_tfds_method_gives_tfds_pixels(size, target):
-    data = _jpeg(*size)
+    data = noise_jpeg(*size)
     out, _, height, width = convert_image(data, target, method=ResizeMethod.tfds)
     expected = _tfds_method(data, target)
     assert np.array_equal(cv2.imdecode(np.frombuffer(out, np.uint8), flags=3), expected)
@@ -99,13 +94,13 @@ def test_resized_images_are_turned_upright_as_a_viewer_shows_them(orientation, m
 
 
 def test_a_jpeg_libjpeg_turbo_warns_about_goes_through_pillow():
-    data = _jpeg(1024, 768)
+    data = noise_jpeg(1024, 768)
     flawed = data[:-2] + b"\x00" * 7 + data[-2:]  # stray bytes before the end marker: a warning, not an error
     out, _, height, width = convert_image(flawed, 300_000)
     assert (width, height) == tfds_size(1024, 768, 300_000) and Image.open(io.BytesIO(out)).size == (width, height)
 
 
-def test_png_and_grey_sources_become_rgb_jpeg():
+def test_png_and_grey_sources_become_rgbnoise_jpeg():
     buffer = io.BytesIO()
     Image.fromarray(np.full((900, 700), 128, np.uint8), "L").save(buffer, "PNG")
     out, extension, height, width = convert_image(buffer.getvalue(), 200_000)

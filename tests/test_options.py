@@ -21,7 +21,7 @@ from openimages_etl.media import MediaError, convert_image
 from openimages_etl.objects import canonical_url
 from openimages_etl.options import Access, ExportOptions, Location, SelectionSpec, ValidateOptions
 
-from .test_media import _jpeg
+from .helpers import noise_jpeg
 
 EVERY_FLAG = ["--source-options", '{"anon": true}', "--source-block", "secret/in", "--dest-options", '{"anon": false}',
               "--dest-block", "aws-credentials/out", "--name", "ds", "--image-size", "300k", "--resize-method", "tfds",
@@ -121,7 +121,7 @@ def test_serve_takes_every_export_option(tmp_path):
 
 
 def test_library_code_takes_its_limits_and_reads_no_environment(monkeypatch):
-    data = _jpeg(64, 48)
+    data = noise_jpeg(64, 48)
     monkeypatch.setenv("OPENIMAGES_ETL_MAX_IMAGE_PIXELS", "10")
     assert convert_image(data, None)[2:] == (48, 64)  # the documented default: the environment is the edge's to read
     with pytest.raises(MediaError, match="more than the limit of 10"):

@@ -13,7 +13,7 @@ from openimages_etl.layout import discover
 from openimages_etl.storage import stage_source
 from openimages_etl.validation import build_keys, validate_table
 
-from .conftest import make_archive
+from .helpers import make_archive
 
 
 def _verdicts(root, work: Path) -> dict[str, tuple[int, int]]:
