@@ -141,7 +141,7 @@ def partition_tables(tables: list[TableCheck], keys: Keys, job: ExportJob, chose
     """One partition task per CSV; `media`'s (image, mask) batches name the rows their failures reject."""
     images, masks = media
     rejected = [Rejected(tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == c.table.path)) for c in tables]
-    return work.track(partition_csv.map(tables, unmapped(keys), unmapped(job.options.subsets and chosen), [columns[c.table.kind] for c in tables],
+    return work.track(partition_csv.map(tables, unmapped(keys), unmapped(chosen if job.options.subsets else None), [columns[c.table.kind] for c in tables],
                                         unmapped(work.area), unmapped(selection), unmapped(classes), rejected))
 
 

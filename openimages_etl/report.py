@@ -91,6 +91,7 @@ class SelectedClass(Record):
 class ImageList(Record):
     """The published list of the selected images (`--image-ids` reproduces the export from it)."""
 
+    path: str | None = None  # where reports before the work area wrote it in their work folder
     images: int
     sha256: str
     url: str

@@ -67,7 +67,7 @@ def test_every_option_is_a_flag_and_a_field_of_the_flows_form():
         assert schema["properties"]["options"]["$ref"] == "#/definitions/ExportOptions"
         assert list(schema["definitions"]["ExportOptions"]["properties"]) == list(ExportOptions.model_fields)
     form = validate_open_images.parameters.model_dump()["definitions"]["ValidateOptions"]["properties"]
-    assert list(form) == ["source", "max_errors"]
+    assert list(form) == ["source", "work", "max_errors"]
     assert _parsed(ValidateOptions, ["src", "--max-errors", "5"]).max_errors == 5
 
 

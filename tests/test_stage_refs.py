@@ -2,7 +2,6 @@
 writes exactly the referenced files or nothing, and a local, memory:// or S3 work area publishes the same zip."""
 from __future__ import annotations
 
-import inspect
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,7 +10,7 @@ import fsspec
 import pytest
 
 from openimages_etl.cli import main
-from openimages_etl.flows import export_open_images
+from openimages_etl.options import ExportOptions
 from openimages_etl.flows.stages import ExportJob
 from openimages_etl.runlock import WORK_PREFIX, remove_leftovers, run_work_dir
 from openimages_etl.tasks import convert as convert_tasks
@@ -68,8 +67,7 @@ def test_an_s3_work_area_and_destination_publish_the_same_zip(local_export, cvat
 
 
 def test_on_a_dask_scheduler_the_work_area_is_under_dest_and_a_killed_runs_is_removed_by_the_next():
-    defaults = {name: p.default for name, p in inspect.signature(export_open_images.fn).parameters.items()}
-    job = ExportJob.read({**defaults, "source": "/data/ds.zip", "dest": "memory://stage-refs-dest/out"}, {})
+    job = ExportJob.read("/data/ds.zip", ExportOptions(dest="memory://stage-refs-dest/out"), {})
     assert job.work_location(SimpleNamespace(address="tcp://scheduler:8786")) == (
         f"memory://stage-refs-dest/out/{WORK_PREFIX}/ds", job.dest_options)
     assert job.work_location(SimpleNamespace(address=None)) == (None, {})  # a local cluster: a local temporary folder
