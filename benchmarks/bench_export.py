@@ -6,6 +6,7 @@ Goal: >= 20x Datumaro's throughput with <= 1/5 of its peak RSS.
 
     python benchmarks/bench_export.py [--images 20000 [100000 ...]] [--boxes 25]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,13 +36,17 @@ def compare(images: int, boxes: int) -> None:
     try:
         with prefect_server() as env:
             ours = measure("openimages-etl export (flow)", [*OURS, "export", str(source), f"{out}/ours"], env)
-        theirs = measure("datumaro import + export open_images",
-                         [str(DATUMARO_PYTHON), str(HERE / "datumaro_export.py"), str(source), f"{out}/datumaro"])
+        theirs = measure(
+            "datumaro import + export open_images",
+            [str(DATUMARO_PYTHON), str(HERE / "datumaro_export.py"), str(source), f"{out}/datumaro"],
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)
     print(table([ours, theirs]))
-    print("our stages (s, first start to last end of each kind of task):",
-          ", ".join(f"{kind} {seconds:.2f}" for kind, seconds in ours.output["stages"].items()))
+    print(
+        "our stages (s, first start to last end of each kind of task):",
+        ", ".join(f"{kind} {seconds:.2f}" for kind, seconds in ours.output["stages"].items()),
+    )
     print(verdict("throughput ratio (Datumaro s / ours s)", theirs.seconds / ours.seconds, 20))
     print(verdict("peak RSS ratio (ours / Datumaro)", ours.peak_mb / theirs.peak_mb, 0.2, higher_is_better=False))
 

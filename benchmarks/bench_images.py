@@ -13,6 +13,7 @@ has TFDS's pixels, interleaved in one process: the figure load disturbs least), 
 
     python benchmarks/bench_images.py [--repeat 3] [--export]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,28 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from common import DATUMARO_PYTHON, HERE, OURS, Run, datumaro_available, machine, measure, prefect_server, table, verdict
+from common import (
+    DATUMARO_PYTHON,
+    HERE,
+    OURS,
+    Run,
+    datumaro_available,
+    machine,
+    measure,
+    prefect_server,
+    table,
+    verdict,
+)
 from datasets import photo_dataset, photos
+from PIL import Image
 
 TARGET = 300_000
 # name: (images, width, height, distinct pictures among them), the speed goal against TFDS, images exported
-SOURCES = {"0.79 MP": (200, 1024, 768, 20, 1.0, 1200), "2 MP": (100, 1632, 1224, 12, 1.5, 600),
-           "8 MP": (48, 3264, 2448, 8, 1.7, 250)}
+SOURCES = {
+    "0.79 MP": (200, 1024, 768, 20, 1.0, 1200),
+    "2 MP": (100, 1632, 1224, 12, 1.5, 600),
+    "8 MP": (48, 3264, 2448, 8, 1.7, 250),
+}
 
 
 def fastest(runs: dict[str, Run], label: str, command: list[str], env: dict[str, str] | None = None) -> None:
@@ -45,7 +59,18 @@ def tfds_command(source: Path, out: Path, threads: int) -> list[str]:
 
 
 def ours_command(method: str, source: Path, out: Path, threads: int) -> list[str]:
-    return [*OURS, "images", str(source), str(out), "--method", method, "--threads", str(threads), "--target", str(TARGET)]
+    return [
+        *OURS,
+        "images",
+        str(source),
+        str(out),
+        "--method",
+        method,
+        "--threads",
+        str(threads),
+        "--target",
+        str(TARGET),
+    ]
 
 
 def pixels(path: Path) -> np.ndarray:
@@ -67,11 +92,17 @@ def quality(source: Path, outputs: dict[str, Path], distinct: int) -> dict[str, 
         tfds = pixels(outputs["TFDS"] / path.name)
         height, width = tfds.shape[:2]
         factor = math.sqrt(TARGET / (full.width * full.height))
-        references = {"": full.resize((width, height), Image.Resampling.LANCZOS),
-                      "aligned": full.resize((width, height), Image.Resampling.LANCZOS, box=(0, 0, width / factor, height / factor))}
+        references = {
+            "": full.resize((width, height), Image.Resampling.LANCZOS),
+            "aligned": full.resize(
+                (width, height), Image.Resampling.LANCZOS, box=(0, 0, width / factor, height / factor)
+            ),
+        }
         values.setdefault("TFDS", []).append(psnr(tfds, np.asarray(references[""], np.float64)))
         values.setdefault("TFDS, aligned", []).append(psnr(tfds, np.asarray(references["aligned"], np.float64)))
-        values.setdefault("fast", []).append(psnr(pixels(outputs["fast"] / path.name), np.asarray(references[""], np.float64)))
+        values.setdefault("fast", []).append(
+            psnr(pixels(outputs["fast"] / path.name), np.asarray(references[""], np.float64))
+        )
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
@@ -84,31 +115,63 @@ def identical(ours: Path, theirs: Path) -> tuple[int, int, int]:
 
 
 def speed(args, out: Path) -> None:
-    sources = {name: photos(count, width, height, distinct=distinct) for name, (count, width, height, distinct, _, _) in SOURCES.items()}
+    sources = {
+        name: photos(count, width, height, distinct=distinct)
+        for name, (count, width, height, distinct, _, _) in SOURCES.items()
+    }
     runs: dict[str, Run] = {}
     for _ in range(args.repeat):
         for name, source in sources.items():
             for threads in (1, 2):
-                fastest(runs, f"TFDS method, {name}, {threads} thread(s)", tfds_command(source, out / f"TFDS-{name}", threads))
-                fastest(runs, f"ours fast, {name}, {threads} thread(s)", ours_command("fast", source, out / f"fast-{name}", threads))
+                fastest(
+                    runs,
+                    f"TFDS method, {name}, {threads} thread(s)",
+                    tfds_command(source, out / f"TFDS-{name}", threads),
+                )
+                fastest(
+                    runs,
+                    f"ours fast, {name}, {threads} thread(s)",
+                    ours_command("fast", source, out / f"fast-{name}", threads),
+                )
             fastest(runs, f"ours tfds, {name}, 1 thread(s)", ours_command("tfds", source, out / f"tfds-{name}", 1))
             fastest(runs, f"ours step by step, {name}", [*OURS, "image-steps", str(source), "--target", str(TARGET)])
     print(table(list(runs.values())))
     for name, (_, _, _, distinct, goal, _) in SOURCES.items():
         for threads in (1, 2):
-            theirs, ours = runs[f"TFDS method, {name}, {threads} thread(s)"], runs[f"ours fast, {name}, {threads} thread(s)"]
-            print(verdict(f"{name}: TFDS s / fast s ({threads} thread{'s' * (threads > 1)})", theirs.seconds / ours.seconds, goal)
-                  + f"; CPU s: {theirs.output['cpu'] / ours.output['cpu']:.2f}")
+            theirs, ours = (
+                runs[f"TFDS method, {name}, {threads} thread(s)"],
+                runs[f"ours fast, {name}, {threads} thread(s)"],
+            )
+            print(
+                verdict(
+                    f"{name}: TFDS s / fast s ({threads} thread{'s' * (threads > 1)})",
+                    theirs.seconds / ours.seconds,
+                    goal,
+                )
+                + f"; CPU s: {theirs.output['cpu'] / ours.output['cpu']:.2f}"
+            )
         scaling = runs[f"ours fast, {name}, 1 thread(s)"].seconds / runs[f"ours fast, {name}, 2 thread(s)"].seconds
-        tfds_scaling = runs[f"TFDS method, {name}, 1 thread(s)"].seconds / runs[f"TFDS method, {name}, 2 thread(s)"].seconds
-        print(f"{name}: thread scaling 1 -> 2: fast {scaling:.2f}, TFDS {tfds_scaling:.2f}; "
-              f"tfds mode {runs[f'TFDS method, {name}, 1 thread(s)'].seconds / runs[f'ours tfds, {name}, 1 thread(s)'].seconds:.2f}x TFDS (1 thread)")
+        tfds_scaling = (
+            runs[f"TFDS method, {name}, 1 thread(s)"].seconds / runs[f"TFDS method, {name}, 2 thread(s)"].seconds
+        )
+        print(
+            f"{name}: thread scaling 1 -> 2: fast {scaling:.2f}, TFDS {tfds_scaling:.2f}; "
+            f"tfds mode {runs[f'TFDS method, {name}, 1 thread(s)'].seconds / runs[f'ours tfds, {name}, 1 thread(s)'].seconds:.2f}x TFDS (1 thread)"
+        )
         db = quality(sources[name], {"TFDS": out / f"TFDS-{name}", "fast": out / f"fast-{name}"}, distinct)
-        print(f"{name}: PSNR against Lanczos: fast {db['fast']:.2f} dB, TFDS {db['TFDS']:.2f} dB "
-              f"(TFDS against Lanczos on its own pixel grid: {db['TFDS, aligned']:.2f} dB)")
+        print(
+            f"{name}: PSNR against Lanczos: fast {db['fast']:.2f} dB, TFDS {db['TFDS']:.2f} dB "
+            f"(TFDS against Lanczos on its own pixel grid: {db['TFDS, aligned']:.2f} dB)"
+        )
         print(verdict(f"{name}: PSNR fast - PSNR TFDS (dB)", db["fast"] - db["TFDS"], 0))
         count, same_pixels, same_bytes = identical(out / f"tfds-{name}", out / f"TFDS-{name}")
-        print(verdict(f"{name}: tfds mode, images with TFDS's pixels (of {count}; identical bytes: {same_bytes})", same_pixels, count))
+        print(
+            verdict(
+                f"{name}: tfds mode, images with TFDS's pixels (of {count}; identical bytes: {same_bytes})",
+                same_pixels,
+                count,
+            )
+        )
     print(breakdown(runs))
 
 
@@ -116,8 +179,10 @@ def breakdown(runs: dict[str, Run]) -> str:
     """CPU ms per image of one worker thread: the full decodes (TFDS's is OpenCV's), the steps of fast, and fast
     against tfds (TFDS's method with TFDS's pixels) interleaved in one process, the comparison load disturbs least."""
     steps = ["OpenCV decode", "Pillow decode", "scaled decode", "resize", "encode", "fast", "tfds"]
-    lines = ["where the time goes, CPU ms per image, one worker thread, interleaved:",
-             f"  {'source':8s} " + " ".join(f"{s:>13s}" for s in steps) + f" {'tfds / fast':>12s}"]
+    lines = [
+        "where the time goes, CPU ms per image, one worker thread, interleaved:",
+        f"  {'source':8s} " + " ".join(f"{s:>13s}" for s in steps) + f" {'tfds / fast':>12s}",
+    ]
     for name in SOURCES:
         ms = runs[f"ours step by step, {name}"].output["ms"]
         lines.append(f"  {name:8s} " + " ".join(f"{ms[s]:13.1f}" for s in steps) + f" {ms['tfds'] / ms['fast']:12.2f}")
@@ -132,14 +197,25 @@ def export(args, out: Path) -> None:
     with prefect_server() as env:
         for _ in range(args.repeat):
             for name, dataset in datasets.items():
-                fastest(runs, f"export 300k fast, {name}", [*OURS, "export", str(dataset), str(out / "export"), "--image-size", "300k"], env)
-                fastest(runs, f"TFDS method, {name}, 2 threads", tfds_command(dataset / "images" / "train", out / "export-tfds", 2))
+                fastest(
+                    runs,
+                    f"export 300k fast, {name}",
+                    [*OURS, "export", str(dataset), str(out / "export"), "--image-size", "300k"],
+                    env,
+                )
+                fastest(
+                    runs,
+                    f"TFDS method, {name}, 2 threads",
+                    tfds_command(dataset / "images" / "train", out / "export-tfds", 2),
+                )
     print(table(list(runs.values())))
     for name, (_, _, _, _, goal, count) in SOURCES.items():
         ours, theirs = runs[f"export 300k fast, {name}"], runs[f"TFDS method, {name}, 2 threads"]
         images = ours.output["stages"]["images"]
-        print(f"{name}, {count} images: export {ours.seconds:.1f} s, image stage {images:.2f} s in {ours.output['tasks']['images']} tasks; "
-              f"TFDS's method {theirs.seconds:.2f} s")
+        print(
+            f"{name}, {count} images: export {ours.seconds:.1f} s, image stage {images:.2f} s in {ours.output['tasks']['images']} tasks; "
+            f"TFDS's method {theirs.seconds:.2f} s"
+        )
         print(verdict(f"{name}: end to end, TFDS s / our image stage s (2 threads)", theirs.seconds / images, goal))
 
 
@@ -150,8 +226,11 @@ def main() -> None:
     args = parser.parse_args()
     if not datumaro_available():  # its venv has OpenCV: the TFDS side runs there, never in ours
         raise SystemExit(2)
-    print(f"{machine()}\ninput: " + ", ".join(f"{c} JPEGs of {n} ({w}x{h}, {d} distinct)" for n, (c, w, h, d, _, _) in SOURCES.items())
-          + f"; target {TARGET} pixels")
+    print(
+        f"{machine()}\ninput: "
+        + ", ".join(f"{c} JPEGs of {n} ({w}x{h}, {d} distinct)" for n, (c, w, h, d, _, _) in SOURCES.items())
+        + f"; target {TARGET} pixels"
+    )
     out = Path(tempfile.mkdtemp(prefix="bench-images-"))
     try:
         speed(args, out)

@@ -7,6 +7,7 @@ Goal: efficiency = T(1 worker) / (2 x T(2 workers)) >= 80 % on the image stage.
 
     python benchmarks/bench_scaleout.py [--images 4000] [--repeat 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,31 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     source = photo_dataset(args.images, 640, 480)
-    print(f"{machine()}\ninput: {args.images} JPEGs of 640x480 in {-(-args.images // images_per_task(args.images))} tasks, exported at 300k ({source})")
+    print(
+        f"{machine()}\ninput: {args.images} JPEGs of 640x480 in {-(-args.images // images_per_task(args.images))} tasks, exported at 300k ({source})"
+    )
     out = tempfile.mkdtemp(prefix="bench-scaleout-")
     runs: dict[int, Run] = {}
     try:
         with prefect_server() as env:
             for _ in range(args.repeat):
                 for workers in (1, 2):
-                    run = measure(f"export on Dask, {workers} worker(s)", [*OURS, "export", str(source), f"{out}/{workers}",
-                                  "--image-size", "300k", "--dask", "local", "--workers", str(workers)], env)
+                    run = measure(
+                        f"export on Dask, {workers} worker(s)",
+                        [
+                            *OURS,
+                            "export",
+                            str(source),
+                            f"{out}/{workers}",
+                            "--image-size",
+                            "300k",
+                            "--dask",
+                            "local",
+                            "--workers",
+                            str(workers),
+                        ],
+                        env,
+                    )
                     if workers not in runs or run.output["stages"]["images"] < runs[workers].output["stages"]["images"]:
                         runs[workers] = run
     finally:

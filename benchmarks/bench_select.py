@@ -10,13 +10,13 @@ Goals: the selection within 30 % of validate's time; peak RSS <= 2 GB.
 
     python benchmarks/bench_select.py [--rows 14600000] [--images 1740000] [--per-class 2000]
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 
 import numpy as np
-
 from common import OURS, machine, measure, prefect_server, table, verdict
 from datasets import CACHE, official_annotations
 
@@ -31,7 +31,7 @@ def hierarchy(labels: list[str], seed: int = 6) -> tuple[dict, str]:
     nodes = {mid: {"LabelName": mid} for mid in order}
     levels, start = [], 0
     for size in LEVELS:
-        levels.append(order[start:start + size])
+        levels.append(order[start : start + size])
         start += size
     for upper, lower in zip(levels, levels[1:]):
         for mid in lower:
@@ -41,7 +41,9 @@ def hierarchy(labels: list[str], seed: int = 6) -> tuple[dict, str]:
             for parent in parents:
                 nodes[parent].setdefault("Subcategory", []).append(nodes[mid])
     root = {"LabelName": "/m/0bl9f", "Subcategory": [nodes[mid] for mid in levels[0]]}
-    middle = max(levels[1], key=lambda mid: (len(json.dumps(nodes[mid])), mid))  # the level-2 class with the most below it
+    middle = max(
+        levels[1], key=lambda mid: (len(json.dumps(nodes[mid])), mid)
+    )  # the level-2 class with the most below it
     return root, middle
 
 
@@ -66,19 +68,31 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=2000)
     args = parser.parse_args()
     source, middle = with_hierarchy(args.rows, args.images)
-    print(f"{machine()}\ninput: {args.rows} box rows, {args.images} images, 600 classes in 4 levels ({source}); selecting {middle}")
+    print(
+        f"{machine()}\ninput: {args.rows} box rows, {args.images} images, 600 classes in 4 levels ({source}); selecting {middle}"
+    )
     with prefect_server() as env:
         validate = measure("openimages-etl validate (flow)", [*OURS, "validate", source], env)
-    select = measure(f"select {middle} --per-class {args.per_class}", [*OURS, "select", source, middle, "--per-class", str(args.per_class)])
+    select = measure(
+        f"select {middle} --per-class {args.per_class}",
+        [*OURS, "select", source, middle, "--per-class", str(args.per_class)],
+    )
     partition = measure("partition the bbox CSV", [*OURS, "partition", source])
-    selected = measure("partition it, selection applied", [*OURS, "partition", source, "--select", middle, "--per-class", str(args.per_class)])
+    selected = measure(
+        "partition it, selection applied",
+        [*OURS, "partition", source, "--select", middle, "--per-class", str(args.per_class)],
+    )
     print(table([validate, select, partition, selected]))
-    print(f"selected: {select.output['classes']} classes, {select.output['images']} images per subset; "
-          f"index (untimed) {select.output['index_seconds']:.1f} s")
+    print(
+        f"selected: {select.output['classes']} classes, {select.output['images']} images per subset; "
+        f"index (untimed) {select.output['index_seconds']:.1f} s"
+    )
     print(verdict("selection / validate", select.seconds / validate.seconds, 0.3, higher_is_better=False))
     print(verdict("selection: peak RSS GB", select.peak_mb / 1024, 2, higher_is_better=False))
-    print(f"partition with the selection / without: {selected.seconds / partition.seconds:.2f} "
-          f"(peak RSS {selected.peak_mb / 1024:.2f} GB; rows written {selected.output['published']} of {partition.output['published']})")
+    print(
+        f"partition with the selection / without: {selected.seconds / partition.seconds:.2f} "
+        f"(peak RSS {selected.peak_mb / 1024:.2f} GB; rows written {selected.output['published']} of {partition.output['published']})"
+    )
 
 
 if __name__ == "__main__":

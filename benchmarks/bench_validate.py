@@ -9,6 +9,7 @@ Goals: `validate` and partitioning each within 2x the bare read, each with peak 
 With --dask, `validate` on a LocalCluster of 1 and of 2 one-thread workers instead (issue 13 §5: on 2 the bbox
 CSV goes as 2 byte ranges), and the ratio of the two.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,15 @@ def main() -> None:
     args = parser.parse_args()
     source = official_annotations(args.rows, args.images)
     bbox = source / "train-annotations-bbox.csv"
-    print(f"{machine()}\ninput: {bbox.stat().st_size / 1e9:.2f} GB bbox CSV, {args.rows} rows; {args.images} images ({source})")
+    print(
+        f"{machine()}\ninput: {bbox.stat().st_size / 1e9:.2f} GB bbox CSV, {args.rows} rows; {args.images} images ({source})"
+    )
     if args.dask:
         with prefect_server() as env:
-            one, two = (measure(f"validate on {n} Dask worker(s)", [*OURS, "validate", str(source), "--workers", str(n)], env) for n in (1, 2))
+            one, two = (
+                measure(f"validate on {n} Dask worker(s)", [*OURS, "validate", str(source), "--workers", str(n)], env)
+                for n in (1, 2)
+            )
         print(table([one, two]))
         print(verdict("validate: efficiency from 1 to 2 workers", one.seconds / (2 * two.seconds), 0.8))
         return

@@ -1,13 +1,14 @@
 """Our side of the benchmarks, one run per process: prints {"seconds": ...} for the work, imports excluded.
 
-    child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
-    child.py validate SOURCE
-    child.py partition SOURCE [--select CLASS --per-class N]   (index + validate (+ select) untimed, then partition_table timed)
-    child.py images SOURCE_DIR OUT_DIR [--method fast|tfds] [--threads N]
-    child.py image-steps SOURCE_DIR    (ms per image of full decodes and of each step of ours, one thread)
-    child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
-    child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
+child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
+child.py validate SOURCE
+child.py partition SOURCE [--select CLASS --per-class N]   (index + validate (+ select) untimed, then partition_table timed)
+child.py images SOURCE_DIR OUT_DIR [--method fast|tfds] [--threads N]
+child.py image-steps SOURCE_DIR    (ms per image of full decodes and of each step of ours, one thread)
+child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
+child.py read-csv PATH             (the baseline of target 2: a bare pyarrow.csv.read_csv)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,7 @@ from pathlib import Path
 
 def export(args) -> dict:
     from openimages_etl.flows import export_open_images
+
     from openimages_etl.options import ExportOptions
 
     flow = export_open_images
@@ -28,7 +30,9 @@ def export(args) -> dict:
 
         flow = on_dask(export_open_images, None if args.dask == "local" else args.dask, args.workers)
     started = time.perf_counter()
-    options = ExportOptions(dest=args.dest, name="bench", image_size=args.image_size, resize_method=args.resize_method, reuse=False)
+    options = ExportOptions(
+        dest=args.dest, name="bench", image_size=args.image_size, resize_method=args.resize_method, reuse=False
+    )
     state = flow(source=args.source, options=options, return_state=True)
     seconds = time.perf_counter() - started
     report = state.result()
@@ -44,16 +48,21 @@ def stage_spans(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
     from prefect.client.schemas.sorting import TaskRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                     sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200)
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
     spans: dict[str, list] = {}
     for run in runs:
         if run.start_time and run.end_time:
             kind = run.name.split("-")[0]
             first, last, count = spans.get(kind, (run.start_time, run.end_time, 0))
             spans[kind] = (min(first, run.start_time), max(last, run.end_time), count + 1)
-    return ({kind: (last - first).total_seconds() for kind, (first, last, _) in spans.items()},
-            {kind: count for kind, (_, _, count) in spans.items()})
+    return (
+        {kind: (last - first).total_seconds() for kind, (first, last, _) in spans.items()},
+        {kind: count for kind, (_, _, count) in spans.items()},
+    )
 
 
 def validate(args) -> dict:
@@ -70,11 +79,11 @@ def validate(args) -> dict:
 
 
 def partition(args) -> dict:
-    from openimages_etl.layout import discover
-    from openimages_etl.partition import output_columns, partition_table
-    from openimages_etl.selection import SelectionSpec, select
-    from openimages_etl.storage import stage_source
-    from openimages_etl.validation import build_keys, validate_table
+    from openimages_etl.format.layout import discover
+    from openimages_etl.format.selection import SelectionSpec, select
+    from openimages_etl.format.validation import build_keys, validate_table
+    from openimages_etl.output.partition import output_columns, partition_table
+    from openimages_etl.storage.locations import stage_source
 
     with tempfile.TemporaryDirectory(prefix="bench-partition-") as tmp:
         work = Path(tmp)
@@ -82,8 +91,17 @@ def partition(args) -> dict:
         keys = build_keys(layout, work)
         checks = [validate_table(layout, table, keys, work) for table in layout.tables]
         boxes = next(c for c in checks if c.table.kind == "boxes")
-        selection = select(layout, keys, SelectionSpec(classes=(args.select,), per_class=args.per_class), sorted(keys.images_per_subset),
-                           work / "sel") if args.select else None
+        selection = (
+            select(
+                layout,
+                keys,
+                SelectionSpec(classes=(args.select,), per_class=args.per_class),
+                sorted(keys.images_per_subset),
+                work / "sel",
+            )
+            if args.select
+            else None
+        )
         started = time.perf_counter()
         result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out", selection)
         seconds = time.perf_counter() - started
@@ -91,10 +109,10 @@ def partition(args) -> dict:
 
 
 def select(args) -> dict:
-    from openimages_etl.layout import discover
-    from openimages_etl.selection import SelectionSpec, select
-    from openimages_etl.storage import stage_source
-    from openimages_etl.validation import build_keys
+    from openimages_etl.format.layout import discover
+    from openimages_etl.format.selection import SelectionSpec, select
+    from openimages_etl.format.validation import build_keys
+    from openimages_etl.storage.locations import stage_source
 
     with tempfile.TemporaryDirectory(prefix="bench-select-") as tmp:
         work = Path(tmp)
@@ -102,9 +120,20 @@ def select(args) -> dict:
         layout = discover(stage_source(args.source, {}, work), work / "index")
         keys = build_keys(layout, work)
         indexed = time.perf_counter()
-        chosen = select(layout, keys, SelectionSpec(classes=(args.label,), per_class=args.per_class), sorted(keys.images_per_subset), work / "sel")
+        chosen = select(
+            layout,
+            keys,
+            SelectionSpec(classes=(args.label,), per_class=args.per_class),
+            sorted(keys.images_per_subset),
+            work / "sel",
+        )
         seconds = time.perf_counter() - indexed
-    return {"seconds": seconds, "index_seconds": indexed - started, "classes": len(chosen.mids), "images": chosen.keys.images_per_subset}
+    return {
+        "seconds": seconds,
+        "index_seconds": indexed - started,
+        "classes": len(chosen.mids),
+        "images": chosen.keys.images_per_subset,
+    }
 
 
 def images(args) -> dict:
@@ -112,7 +141,7 @@ def images(args) -> dict:
     the seconds and the CPU seconds (user + system, all threads) of the work."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from openimages_etl.media import convert_image
+    from openimages_etl.media.images import convert_image
 
     files = sorted(Path(args.source).glob("*.jpg"))
     datas = [f.read_bytes() for f in files]
@@ -139,8 +168,8 @@ def image_steps(args) -> dict:
     import numpy as np
     from PIL import Image
 
-    from openimages_etl.media import convert_image
-    from openimages_etl.resize import decode_scaled, encode_jpeg, resize_to, tfds_size
+    from openimages_etl.media.images import convert_image
+    from openimages_etl.media.resize import decode_scaled, encode_jpeg, resize_to, tfds_size
 
     cv2.setNumThreads(1)
     spent = dict.fromkeys(["OpenCV decode", "Pillow decode", "scaled decode", "resize", "encode", "fast", "tfds"], 0.0)
@@ -167,7 +196,11 @@ def image_steps(args) -> dict:
     convert_image(datas[0], args.target)  # OpenCV is imported on first use
     with ThreadPoolExecutor(1) as pool:
         pool.submit(run).result()
-    return {"seconds": sum(spent.values()), "images": len(datas), "ms": {k: v / len(datas) * 1000 for k, v in spent.items()}}
+    return {
+        "seconds": sum(spent.values()),
+        "images": len(datas),
+        "ms": {k: v / len(datas) * 1000 for k, v in spent.items()},
+    }
 
 
 def read_csv(args) -> dict:

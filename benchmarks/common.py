@@ -1,4 +1,5 @@
 """What every benchmark shares: run a command as a child, time it, read its peak RSS; a Prefect server; a table."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +19,9 @@ sys.path.insert(0, str(HERE.parent))  # the tests' helpers, run as `python bench
 from tests.helpers import prefect_server as tests_prefect_server  # noqa: E402
 
 OURS = [sys.executable, str(HERE / "child.py")]
-DATUMARO_PYTHON = Path(os.environ.get("DATUMARO_VENV", Path.home() / ".cache/openimages-etl/datumaro-venv")) / "bin" / "python"
+DATUMARO_PYTHON = (
+    Path(os.environ.get("DATUMARO_VENV", Path.home() / ".cache/openimages-etl/datumaro-venv")) / "bin" / "python"
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 """Synthetic Open Images datasets for the benchmarks, generated vectorised and cached in benchmarks/.cache."""
+
 from __future__ import annotations
 
 import io
@@ -9,7 +10,7 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from openimages_etl.sample import BOX_COLUMNS, IMAGE_COLUMNS
+from openimages_etl.format.sample import BOX_COLUMNS, IMAGE_COLUMNS
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 LABEL_COUNT = 600  # boxable classes in V4-V7
@@ -37,7 +38,9 @@ def hex_ids(rng: np.random.Generator, count: int, digits: int = 16) -> np.ndarra
     rng.shuffle(values)
     values = np.sort(values[:count])
     nibbles = (values[:, None] >> (4 * np.arange(digits - 1, -1, -1))) & 0xF
-    return np.frombuffer(np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles].tobytes(), f"S{digits}").astype(f"U{digits}")
+    return np.frombuffer(np.frombuffer(b"0123456789abcdef", np.uint8)[nibbles].tobytes(), f"S{digits}").astype(
+        f"U{digits}"
+    )
 
 
 def label_names(rng: np.random.Generator) -> list[str]:
@@ -57,15 +60,23 @@ def boxes(rng: np.random.Generator, image_ids: np.ndarray, per_image: np.ndarray
     y_min = rng.beta(1.2, 3.0, rows)
     x_max = np.minimum(1.0, x_min + rng.beta(1.5, 3.0, rows) * (1 - x_min) + 1e-6)
     y_max = np.minimum(1.0, y_min + rng.beta(1.5, 3.0, rows) * (1 - y_min) + 1e-6)
-    flags = {name: np.where(rng.random(rows) < 0.01, -1, (rng.random(rows) < p).astype(np.int8)) for name, p in FLAG_ONES.items()}
-    return pl.DataFrame({
-        "ImageID": np.repeat(image_ids, per_image),
-        "Source": rng.choice(SOURCES[0], rows, p=SOURCES[1]),
-        "LabelName": np.asarray(labels)[rank],
-        "Confidence": np.ones(rows, np.int8),
-        "XMin": x_min, "XMax": x_max, "YMin": y_min, "YMax": y_max,
-        **flags,
-    }).select(BOX_COLUMNS)
+    flags = {
+        name: np.where(rng.random(rows) < 0.01, -1, (rng.random(rows) < p).astype(np.int8))
+        for name, p in FLAG_ONES.items()
+    }
+    return pl.DataFrame(
+        {
+            "ImageID": np.repeat(image_ids, per_image),
+            "Source": rng.choice(SOURCES[0], rows, p=SOURCES[1]),
+            "LabelName": np.asarray(labels)[rank],
+            "Confidence": np.ones(rows, np.int8),
+            "XMin": x_min,
+            "XMax": x_max,
+            "YMin": y_min,
+            "YMax": y_max,
+            **flags,
+        }
+    ).select(BOX_COLUMNS)
 
 
 def image_list(rng: np.random.Generator, image_ids: np.ndarray, subset: str, full: bool) -> pl.DataFrame:
@@ -80,7 +91,9 @@ def image_list(rng: np.random.Generator, image_ids: np.ndarray, subset: str, ful
     owner = pl.Series(rng.integers(10**7, 10**8, count)).cast(pl.String)
     md5 = pl.Series(hex_ids(rng, count, 16)).str.to_uppercase() + "Q54NBEFDwBqA=="
     return frame.with_columns(
-        OriginalURL=pl.format("https://farm{}.staticflickr.com/{}/{}_{}_o.jpg", farm, photo.str.slice(0, 4), photo, secret),
+        OriginalURL=pl.format(
+            "https://farm{}.staticflickr.com/{}/{}_{}_o.jpg", farm, photo.str.slice(0, 4), photo, secret
+        ),
         OriginalLandingURL=pl.format("https://www.flickr.com/photos/{}@N00/{}", owner, photo),
         License=pl.lit("https://creativecommons.org/licenses/by/2.0/"),
         AuthorProfileURL=pl.format("https://www.flickr.com/people/{}@N00/", owner),
@@ -88,8 +101,12 @@ def image_list(rng: np.random.Generator, image_ids: np.ndarray, subset: str, ful
         Title=pl.format("IMG_{}", photo.str.slice(4, 4)),
         OriginalSize=pl.Series(rng.integers(100_000, 8_000_000, count)),
         OriginalMD5=md5,
-        Thumbnail300KURL=pl.format("https://c{}.staticflickr.com/{}/{}_{}_z.jpg", farm, photo.str.slice(0, 4), photo, secret),
-        Rotation=pl.Series(rng.choice(["0.0", "", "90.0", "180.0", "270.0"], count, p=[0.6, 0.37, 0.02, 0.005, 0.005])).replace("", None),
+        Thumbnail300KURL=pl.format(
+            "https://c{}.staticflickr.com/{}/{}_{}_z.jpg", farm, photo.str.slice(0, 4), photo, secret
+        ),
+        Rotation=pl.Series(
+            rng.choice(["0.0", "", "90.0", "180.0", "270.0"], count, p=[0.6, 0.37, 0.02, 0.005, 0.005])
+        ).replace("", None),
     ).select(IMAGE_COLUMNS)
 
 
@@ -100,15 +117,20 @@ def write_csv(frame: pl.DataFrame, path: Path, header: bool = True) -> None:
 
 def official_annotations(rows: int, images: int, seed: int = 4) -> Path:
     """Google's V4 train files at full size: image list (all 12 columns), bbox CSV with `rows` rows, classes."""
+
     def build(folder: Path) -> None:
         rng = np.random.default_rng(seed)
         ids = hex_ids(rng, images)
         per_image = rng.multinomial(rows - images, np.full(images, 1 / images)) + 1  # every image has a box
         labels = label_names(rng)
-        write_csv(pl.DataFrame({"LabelName": labels, "DisplayName": [f"Class {i}" for i in range(len(labels))]}),
-                  folder / "class-descriptions-boxable.csv", header=False)
+        write_csv(
+            pl.DataFrame({"LabelName": labels, "DisplayName": [f"Class {i}" for i in range(len(labels))]}),
+            folder / "class-descriptions-boxable.csv",
+            header=False,
+        )
         write_csv(image_list(rng, ids, "train", full=True), folder / "train-images-boxable-with-rotation.csv")
         write_csv(boxes(rng, ids, per_image, labels), folder / "train-annotations-bbox.csv")
+
     return cached(f"official-{rows}-{images}", build)
 
 
@@ -129,13 +151,17 @@ def tiny_jpegs(rng: np.random.Generator, count: int, size: tuple[int, int]) -> l
 
 def annotation_heavy(images: int, boxes_per_image: int, seed: int = 1) -> Path:
     """A CVAT/Datumaro-layout folder: `images` small JPEGs in train, `boxes_per_image` boxes each, images.meta."""
+
     def build(folder: Path) -> None:
         rng = np.random.default_rng(seed)
         ids = hex_ids(rng, images)
         labels = label_names(rng)
         notes = folder / "annotations"
-        write_csv(pl.DataFrame({"LabelName": labels, "DisplayName": [f"Class {i}" for i in range(len(labels))]}),
-                  notes / "class-descriptions.csv", header=False)
+        write_csv(
+            pl.DataFrame({"LabelName": labels, "DisplayName": [f"Class {i}" for i in range(len(labels))]}),
+            notes / "class-descriptions.csv",
+            header=False,
+        )
         write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
         write_csv(boxes(rng, ids, np.full(images, boxes_per_image), labels), notes / "train-annotations-bbox.csv")
         sizes = [(160, 120), (120, 160), (144, 108)]
@@ -147,6 +173,7 @@ def annotation_heavy(images: int, boxes_per_image: int, seed: int = 1) -> Path:
         width, height = np.array([sizes[p // 60] for p in choice]).T
         meta = pl.DataFrame({"line": ids}).select(pl.format("{} {} {}", "line", pl.Series(height), pl.Series(width)))
         (notes / "images.meta").write_text("# image_id height width\n" + "\n".join(meta.to_series()) + "\n")
+
     return cached(f"heavy-{images}-{boxes_per_image}", build)
 
 
@@ -164,13 +191,16 @@ def photo(rng: np.random.Generator, width: int, height: int) -> Image.Image:
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x, y, x + w, y + h], fill=colour)
     picture = picture.filter(ImageFilter.GaussianBlur(max(1.0, width / 2000)))
     texture = rng.normal(0, 10, (height // 4 + 1, width // 4 + 1, 1))
-    fine = np.asarray(Image.fromarray(texture[..., 0].astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR))
+    fine = np.asarray(
+        Image.fromarray(texture[..., 0].astype(np.float32), "F").resize((width, height), Image.Resampling.BILINEAR)
+    )
     pixels = np.asarray(picture, np.float32) + fine[..., None] + rng.normal(0, 2.5, (height, width, 3))
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
 
 
 def photos(count: int, width: int, height: int, distinct: int = 24, seed: int = 3) -> Path:
     """A folder of `count` JPEGs (q90) of `width` x `height`, `distinct` different pictures among them."""
+
     def build(folder: Path) -> None:
         rng = np.random.default_rng(seed)
         blobs = []
@@ -180,21 +210,26 @@ def photos(count: int, width: int, height: int, distinct: int = 24, seed: int = 
             blobs.append(out.getvalue())
         for number in range(count):
             (folder / f"{number:06d}.jpg").write_bytes(blobs[number % len(blobs)])
+
     return cached(f"photos-{count}-{width}x{height}", build)
 
 
 def photo_dataset(images: int, width: int, height: int, seed: int = 5) -> Path:
     """A CVAT-layout dataset of `images` photo-like JPEGs, two boxes each (the scale-out benchmark's input)."""
+
     def build(folder: Path) -> None:
         rng = np.random.default_rng(seed)
         ids = hex_ids(rng, images)
         labels = label_names(rng)
         notes = folder / "annotations"
-        write_csv(pl.DataFrame({"LabelName": labels, "DisplayName": labels}), notes / "class-descriptions.csv", header=False)
+        write_csv(
+            pl.DataFrame({"LabelName": labels, "DisplayName": labels}), notes / "class-descriptions.csv", header=False
+        )
         write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
         write_csv(boxes(rng, ids, np.full(images, 2), labels), notes / "train-annotations-bbox.csv")
         pictures = sorted(photos(min(images, 48), width, height, distinct=48).glob("*.jpg"))
         (folder / "images" / "train").mkdir(parents=True)
         for number, image_id in enumerate(ids):
             (folder / "images" / "train" / f"{image_id}.jpg").write_bytes(pictures[number % len(pictures)].read_bytes())
+
     return cached(f"photoset-{images}-{width}x{height}", build)

@@ -3,6 +3,7 @@ full decode, cv2.resize INTER_LINEAR by sqrt(target / pixels), JPEG quality 72.
 
     tfds_resize.py SOURCE_DIR OUT_DIR TARGET_PIXELS THREADS   -> prints {"seconds": ..., "cpu": ...}
 """
+
 import json
 import sys
 import time

@@ -6,11 +6,13 @@ One definition, two ways to run it (both from `openimages-etl`):
 The flows are referenced by module path (`openimages_etl.flows...`), so any machine with the package
 installed runs them; no code storage step is needed.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 
+from openimages_etl.flows import export_new_archives, export_open_images
 from prefect import get_client, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
@@ -19,10 +21,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
 from openimages_etl.errors import UsageError
-from openimages_etl.events import OBJECT_CREATED
-from openimages_etl.flows import export_new_archives, export_open_images
-from openimages_etl.objects import ARCHIVE_PATTERNS, canonical_url
 from openimages_etl.options import ExportOptions
+from openimages_etl.production.events import OBJECT_CREATED
+from openimages_etl.storage.objects import ARCHIVE_PATTERNS, canonical_url
 
 ADHOC, SCHEDULED, ON_UPLOAD, ADHOC_DASK = "adhoc", "scheduled", "on-upload", "adhoc-dask"
 TAGS = ["openimages-etl"]
@@ -44,28 +45,47 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
     """The three deployments; each only overrides flow defaults, so the UI form still offers every parameter."""
     # absolute URLs: a worker may start in another folder than this command
     prefix = canonical_url(settings.source)
-    options = settings.options.model_copy(update={"dest": settings.options.dest.model_copy(
-        update={"url": canonical_url(settings.options.dest.url)})})
+    options = settings.options.model_copy(
+        update={"dest": settings.options.dest.model_copy(update={"url": canonical_url(settings.options.dest.url)})}
+    )
     shared = {"options": options.model_dump(mode="json", exclude_defaults=True)}
     watched = {**shared, "source": prefix, "patterns": list(settings.patterns)}
     common = {"tags": TAGS, "entrypoint_type": EntrypointType.MODULE_PATH}
     deployments = [
         export_open_images.to_deployment(
-            ADHOC, parameters=shared, concurrency_limit=settings.concurrency, **common,
-            description="Export one dataset: fill in the form (Run > Custom run) with its source."),
+            ADHOC,
+            parameters=shared,
+            concurrency_limit=settings.concurrency,
+            **common,
+            description="Export one dataset: fill in the form (Run > Custom run) with its source.",
+        ),
         export_new_archives.to_deployment(
-            SCHEDULED, cron=settings.cron, parameters=watched, **common,
+            SCHEDULED,
+            cron=settings.cron,
+            parameters=watched,
+            **common,
             # a run still busy when the next one is due makes the next one pointless
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-            description=f"Export the archives under {settings.source} that are new since the last run."),
+            description=f"Export the archives under {settings.source} that are new since the last run.",
+        ),
         export_new_archives.to_deployment(
-            ON_UPLOAD, parameters=watched, **common,
-            concurrency_limit=ConcurrencyLimitConfig(limit=settings.concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
-            triggers=[DeploymentEventTrigger(
-                name=f"openimages-etl: archive uploaded under {prefix}",
-                expect={OBJECT_CREATED}, match={"prefect.resource.id": f"{prefix}/*"},
-                for_each={"prefect.resource.id"}, parameters={"source": "{{ event.resource.id }}"})],
-            description=f"Export each archive announced by `openimages-etl watch` or `relay` under {settings.source}."),
+            ON_UPLOAD,
+            parameters=watched,
+            **common,
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=settings.concurrency, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
+            triggers=[
+                DeploymentEventTrigger(
+                    name=f"openimages-etl: archive uploaded under {prefix}",
+                    expect={OBJECT_CREATED},
+                    match={"prefect.resource.id": f"{prefix}/*"},
+                    for_each={"prefect.resource.id"},
+                    parameters={"source": "{{ event.resource.id }}"},
+                )
+            ],
+            description=f"Export each archive announced by `openimages-etl watch` or `relay` under {settings.source}.",
+        ),
     ]
     if settings.dask:
         deployments.append(_on_dask(settings.dask, shared, settings.concurrency, common))
@@ -77,9 +97,16 @@ def _on_dask(address: str, parameters: dict, concurrency: int, common: dict) -> 
     from openimages_etl.flows.export_dask import DASK_ADDRESS, export_on_dask
 
     variant = export_on_dask.to_deployment(
-        ADHOC_DASK, parameters=parameters, concurrency_limit=concurrency, job_variables={"env": {DASK_ADDRESS: address}}, **common,
-        description=f"Export one dataset with its tasks on the Dask cluster at {address} (workers need no shared disk).")
-    variant.entrypoint = "openimages_etl.flows.export_dask.export_on_dask"  # Prefect derives the plain flow's from its function
+        ADHOC_DASK,
+        parameters=parameters,
+        concurrency_limit=concurrency,
+        job_variables={"env": {DASK_ADDRESS: address}},
+        **common,
+        description=f"Export one dataset with its tasks on the Dask cluster at {address} (workers need no shared disk).",
+    )
+    variant.entrypoint = (
+        "openimages_etl.flows.export_dask.export_on_dask"  # Prefect derives the plain flow's from its function
+    )
     return variant
 
 
@@ -100,5 +127,7 @@ def deploy_to_pool(settings: Settings, pool: str) -> list[str]:
         try:
             client.read_work_pool(pool)
         except ObjectNotFound:
-            raise UsageError(f"no work pool {pool!r}: create it with `prefect work-pool create {pool} --type process`") from None
+            raise UsageError(
+                f"no work pool {pool!r}: create it with `prefect work-pool create {pool} --type process`"
+            ) from None
     return [f"{d.flow_name}/{d.name}" for d in build_deployments(settings) if d.apply(work_pool_name=pool)]

@@ -1,4 +1,5 @@
 """The one step that sends the watcher's and the relay's events to the Prefect API."""
+
 from __future__ import annotations
 
 import asyncio

@@ -11,41 +11,53 @@
 4. every row and media file accounted for; package-zip: each zip streamed from exactly the referenced files into DEST
    where the task runs, checked against them, and put in place in one step; write-report: the report and its pictures.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+from openimages_etl.flows.scaleout import worker_slots
+from openimages_etl.flows.stages import (
+    ExportJob,
+    RunEnd,
+    choose_subsets,
+    convert_image_batches,
+    convert_mask_batches,
+    output_headers,
+    partition_tables,
+    plan_image_batches,
+    plan_mask_batches,
+    publish,
+    staged_export,
+    subset_counts,
+)
+from openimages_etl.schemas.kinds import TableKind
+from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.publish import claim_destination, report_unchanged
+from openimages_etl.tasks.select import select_images
+from openimages_etl.tasks.validate import index_dataset, merge_csv_ranges, validate_csv, validate_csv_range
 from prefect import flow, get_run_logger, unmapped
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFutureList
 from prefect.runtime import deployment
 
-from openimages_etl.accounting import media_rows
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK, Limits
-from openimages_etl.csvcopy import csv_copies
-from openimages_etl.csvranges import byte_ranges
 from openimages_etl.errors import InvalidDataError
-from openimages_etl.failures import FailureSummary
-from openimages_etl.flows.scaleout import worker_slots
-from openimages_etl.layout import Layout
+from openimages_etl.format.csvcopy import csv_copies
+from openimages_etl.format.csvranges import byte_ranges
+from openimages_etl.format.failures import FailureSummary
+from openimages_etl.format.layout import Layout
+from openimages_etl.format.selection import kept_classes, matching_masks, prune_hierarchy, selection_summary
+from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.options import ExportOptions, ValidateOptions
+from openimages_etl.orchestration.credentials import storage_options
+from openimages_etl.orchestration.outcomes import fails_cleanly
+from openimages_etl.orchestration.progress import artifact_key, wait_with_progress
+from openimages_etl.orchestration.workfolder import WorkFolder, work_folder
+from openimages_etl.output.accounting import media_rows
 from openimages_etl.progress import CONVERT, advance
-from openimages_etl.runlock import export_lock
-from openimages_etl.schemas.kinds import TableKind
-from openimages_etl.selection import kept_classes, matching_masks, prune_hierarchy, selection_summary
-from openimages_etl.storage import absolute_location, display_url, join_url
-from openimages_etl.tasks.credentials import storage_options
-from openimages_etl.tasks.fetch import discover_layout, fetch_source
-from openimages_etl.tasks.outcomes import fails_cleanly
-from openimages_etl.tasks.progress import artifact_key, wait_with_progress
-from openimages_etl.tasks.publish import claim_destination, report_unchanged
-from openimages_etl.tasks.select import select_images
-from openimages_etl.tasks.validate import index_dataset, merge_csv_ranges, validate_csv, validate_csv_range
-from openimages_etl.tasks.workfolder import WorkFolder, work_folder
-from openimages_etl.validation import Keys, TableCheck
-
-from .stages import (ExportJob, RunEnd, choose_subsets, convert_image_batches, convert_mask_batches, output_headers,
-                     partition_tables, plan_image_batches, plan_mask_batches, publish, staged_export, subset_counts)
+from openimages_etl.storage.locations import absolute_location, display_url, join_url
+from openimages_etl.storage.runlock import export_lock
 
 
 def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder, limits: Limits) -> tuple[Layout, Keys]:
@@ -55,7 +67,9 @@ def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder,
     return layout, index_dataset(layout, work.area)
 
 
-def validate_tables(layout: Layout, keys: Keys, work: WorkFolder, keep: int = FAILURES_KEPT_PER_CHECK) -> PrefectFutureList:
+def validate_tables(
+    layout: Layout, keys: Keys, work: WorkFolder, keep: int = FAILURES_KEPT_PER_CHECK
+) -> PrefectFutureList:
     """Step 2's pass per CSV; `keep` failing rows of each check are reported, all are counted. On Dask a large CSV
     goes as byte ranges, one task each, whose verdicts one more task merges."""
     checks, slots = [], worker_slots()
@@ -64,8 +78,17 @@ def validate_tables(layout: Layout, keys: Keys, work: WorkFolder, keep: int = FA
         if len(ranges) == 1:
             checks.append(validate_csv.submit(table, layout, keys, work.area, keep))
             continue
-        parts = work.track(validate_csv_range.map(unmapped(table), [a for a, _ in ranges], [b for _, b in ranges],
-                                                  unmapped(layout), unmapped(keys), unmapped(work.area), unmapped(keep)))
+        parts = work.track(
+            validate_csv_range.map(
+                unmapped(table),
+                [a for a, _ in ranges],
+                [b for _, b in ranges],
+                unmapped(layout),
+                unmapped(keys),
+                unmapped(work.area),
+                unmapped(keep),
+            )
+        )
         checks.append(merge_csv_ranges.submit(table, parts, layout, keys, work.area, keep))
     return work.track(PrefectFutureList(checks))
 
@@ -97,7 +120,11 @@ def validate_open_images(source: str, options: ValidateOptions = ValidateOptions
         layout, keys = index_source(source, storage_options(options.source), work, Limits.from_env())
         checks = validate_tables(layout, keys, work, options.max_errors).result()
         failures = all_failures(keys, checks)
-    summary = {"source": display_url(source), "images": keys.images_per_subset, "rows": {c.table.path: c.rows for c in checks}}
+    summary = {
+        "source": display_url(source),
+        "images": keys.images_per_subset,
+        "rows": {c.table.path: c.rows for c in checks},
+    }
     if failures.total:
         raise InvalidDataError(f"{display_url(source)}: {failures.total} failures", failures.samples, failures.total)
     return summary
@@ -117,14 +144,20 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
     logger.info("Exporting %s to %s", job.shown["source"], join_url(job.shown["dest"], f"{job.name}.zip"))
     # 0. One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
     with export_lock(job.dest, job.name) as waited:
-        run = claim_destination(job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.options.reuse)
+        run = claim_destination(
+            job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.options.reuse
+        )
         if run.get("previous"):
             return report_unchanged(run, job.name, job.dest, job.dest_options)
         with work_folder(*job.work_location(FlowRunContext.get().task_runner)) as work, csv_copies():
             # 1-2. the source's files and key tables; a selection's images, before anything is read for the export
             layout, keys = index_source(job.source, job.source_options, work, job.limits)
             chosen = choose_subsets(keys, list(job.options.subsets))
-            selection = select_images(layout, keys, job.options.selection, chosen, work.area) if job.options.selection.active else None
+            selection = (
+                select_images(layout, keys, job.options.selection, chosen, work.area)
+                if job.options.selection.active
+                else None
+            )
             media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
             end = RunEnd(job, run, layout, work, selection_summary(selection) if selection else None)
             # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
@@ -137,29 +170,57 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             if failures.total and not job.drops_invalid:
                 end.fail(failures)
             columns = output_headers(layout)
-            first = [c for c in checks if not (selection and c.table.kind == TableKind.classes)]  # a selection's class list: last
+            first = [
+                c for c in checks if not (selection and c.table.kind == TableKind.classes)
+            ]  # a selection's class list: last
             # Partition beside the media, unless rows of media that fail to convert are to be left out (drop).
             early = None if job.drops_invalid else partition_tables(first, keys, job, chosen, columns, work, selection)
-            images = wait_with_progress(converting, lambda batch: batch.converted + batch.failures.total, plan.images,
-                                        f"{artifact_key(job.name)}-conversion", f"Images of {job.name} converted")
-            segmentations = [matching_masks(c, selection, work.area.sub("selection")) if selection else c
-                             for c in checks if c.table.kind == TableKind.masks]
-            masks = convert_mask_batches(plan_mask_batches(segmentations), layout, media_keys, work, images, job.limits).result()
+            images = wait_with_progress(
+                converting,
+                lambda batch: batch.converted + batch.failures.total,
+                plan.images,
+                f"{artifact_key(job.name)}-conversion",
+                f"Images of {job.name} converted",
+            )
+            segmentations = [
+                matching_masks(c, selection, work.area.sub("selection")) if selection else c
+                for c in checks
+                if c.table.kind == TableKind.masks
+            ]
+            masks = convert_mask_batches(
+                plan_mask_batches(segmentations), layout, media_keys, work, images, job.limits
+            ).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
             if media_failures.total and not job.drops_invalid:
                 end.fail(failures)
-            parts = (early or partition_tables(first, keys, job, chosen, columns, work, selection, (images, masks))).result()
+            parts = (
+                early or partition_tables(first, keys, job, chosen, columns, work, selection, (images, masks))
+            ).result()
             hierarchy = None  # the package takes the source's, unless a selection pruned it
             if selection:
                 used, hierarchy = prune_hierarchy(layout, kept_classes(selection, parts), work.area.sub("selection"))
-                parts += partition_tables([c for c in checks if c.table.kind == TableKind.classes], keys, job, chosen, columns, work,
-                                          selection, classes=used).result()
+                parts += partition_tables(
+                    [c for c in checks if c.table.kind == TableKind.classes],
+                    keys,
+                    job,
+                    chosen,
+                    columns,
+                    work,
+                    selection,
+                    classes=used,
+                ).result()
                 end = end.with_selection(selection_summary(selection, parts))
             # 4. every row and file accounted for, then the zips packaged where their parts are, put at DEST, the report
             media = media_rows(media_keys, chosen, segmentations, images, masks)
             files = end.check_accounting(failures, parts, checks, media)
-            published = publish(job, layout, chosen, staged_export(media_keys, images, masks, parts, columns, chosen, hierarchy), selection)
+            published = publish(
+                job,
+                layout,
+                chosen,
+                staged_export(media_keys, images, masks, parts, columns, chosen, hierarchy),
+                selection,
+            )
             report = end.report("published", failures, files, subset_counts(chosen, images, parts), media, published)
             logger.info("Published %s", report["output"])
             return report

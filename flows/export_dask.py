@@ -5,6 +5,7 @@ The scheduler is the one OPENIMAGES_ETL_DASK_ADDRESS names in the environment of
 (the deployment's job variables set it), a temporary LocalCluster without it. The run reports to the server the
 deployment belongs to, and its Dask tasks with it (see scaleout.py).
 """
+
 from __future__ import annotations
 
 import os

@@ -10,32 +10,33 @@
 
 The scheduled deployment runs this over a prefix; the event-triggered one over the object an event names.
 """
+
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
+from openimages_etl.flows.export import export_open_images, locations
+from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
 
 from openimages_etl.errors import OpenImagesETLError, PublishError
-from openimages_etl.objects import ARCHIVE_PATTERNS
 from openimages_etl.options import ExportOptions
-from openimages_etl.storage import display_url
-from openimages_etl.tasks.credentials import storage_options
-from openimages_etl.tasks.ledger import find_new_archives, record_outcome
-from openimages_etl.tasks.outcomes import fails_cleanly
-
-from .export import export_open_images, locations
+from openimages_etl.orchestration.credentials import storage_options
+from openimages_etl.orchestration.outcomes import fails_cleanly
+from openimages_etl.storage.locations import display_url
+from openimages_etl.storage.objects import ARCHIVE_PATTERNS
 
 OUTCOMES = ("published", "unchanged", "rejected", "failed")
 
 
 @flow(name="export-new-archives")
 @fails_cleanly
-def export_new_archives(source: str, options: ExportOptions,
-                        patterns: tuple[str, ...] = ARCHIVE_PATTERNS) -> list[dict[str, Any]]:
+def export_new_archives(
+    source: str, options: ExportOptions, patterns: tuple[str, ...] = ARCHIVE_PATTERNS
+) -> list[dict[str, Any]]:
     """Export every archive under SOURCE that DEST has not exported yet in this version, one export run each.
 
     Args:
@@ -57,7 +58,9 @@ def export_new_archives(source: str, options: ExportOptions,
             record_outcome(obj, outcome, dest, resolved[1])
         outcomes.append({"archive": display_url(obj.url), "version": obj.version, **outcome})
     if outcomes:
-        create_table_artifact(table=outcomes, key="openimages-new-archives", description=f"Archives found new under {display_url(source)}")
+        create_table_artifact(
+            table=outcomes, key="openimages-new-archives", description=f"Archives found new under {display_url(source)}"
+        )
     summary = summarise(outcomes)
     not_published = [o for o in outcomes if o["status"] in ("rejected", "failed")]
     if not_published:
@@ -70,7 +73,9 @@ def summarise(outcomes: list[dict[str, Any]]) -> str:
     """What the children did, counted by outcome: `3 archives new since the last run: 2 published, 1 unchanged`."""
     counts = Counter(o["status"] for o in outcomes)
     done = ", ".join(f"{counts[status]} {status}" for status in OUTCOMES if counts[status])
-    return f"{len(outcomes)} archive{'' if len(outcomes) == 1 else 's'} new since the last run" + (f": {done}" if done else "")
+    return f"{len(outcomes)} archive{'' if len(outcomes) == 1 else 's'} new since the last run" + (
+        f": {done}" if done else ""
+    )
 
 
 def _outcome(state: State) -> dict[str, Any]:

@@ -12,6 +12,7 @@ prefect-dask hands each task the client's settings, PREFECT_API_URL among them, 
 that every worker reaches (a run in Prefect's local mode has none: refused, see `require_shared_api`).
 The deployment variant that runs on Dask is `flows/export_dask.py`.
 """
+
 from __future__ import annotations
 
 from prefect import Flow
@@ -26,9 +27,11 @@ def require_shared_api(address: str | None) -> None:
     against a temporary server of its own process, and each worker would start another (and time out on a
     fresh machine): refuse before the run exists."""
     if address and not PREFECT_API_URL.value():
-        raise UsageError(f"--dask {address}: the workers report to the flow's Prefect API, and PREFECT_API_URL is not set. "
-                         "Start a server every worker reaches (prefect server start --host 0.0.0.0) and set "
-                         "PREFECT_API_URL=http://HOST:4200/api here; the workers get it from the flow.")
+        raise UsageError(
+            f"--dask {address}: the workers report to the flow's Prefect API, and PREFECT_API_URL is not set. "
+            "Start a server every worker reaches (prefect server start --host 0.0.0.0) and set "
+            "PREFECT_API_URL=http://HOST:4200/api here; the workers get it from the flow."
+        )
 
 
 def worker_slots() -> int:
@@ -46,12 +49,13 @@ def dask_task_runner(address: str | None = None, workers: int | None = None):
 
     if address:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None})
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None},
+    )
 
 
 def on_dask(flow: Flow, address: str | None = None, workers: int | None = None) -> Flow:
     """`flow` with its tasks on Dask (see `dask_task_runner`); refused for a cluster its workers could not report from."""
     require_shared_api(address)
     return flow.with_options(task_runner=dask_task_runner(address, workers))
-

@@ -1,5 +1,6 @@
 """The export flow's steps between its tasks: the run's settings, batch planning, fan-out, the publish step and the
 run's ending (its report, or the failure report). Each returns a typed result; none lists a folder."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,28 +8,28 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
+from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
+from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
+from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
 from prefect import unmapped
 from prefect.futures import PrefectFutureList
 
-from openimages_etl.accounting import file_rows, unbalanced
 from openimages_etl.config import Limits, OnInvalid, images_per_task
-from openimages_etl.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
-from openimages_etl.failures import FailureSummary
-from openimages_etl.layout import Layout
-from openimages_etl.package import PublishedZip, Staged
-from openimages_etl.partition import PartitionResult, Rejected, output_columns
-from openimages_etl.report import build_report
-from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
-from openimages_etl.runlock import run_work_dir
+from openimages_etl.format.failures import FailureSummary
+from openimages_etl.format.layout import Layout
+from openimages_etl.format.selection import Selection, key_parameters
+from openimages_etl.format.validation import Keys, TableCheck
+from openimages_etl.media.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.options import ExportOptions
-from openimages_etl.selection import Selection, key_parameters
-from openimages_etl.storage import display_url, plain_file_name, url_stem
-from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
-from openimages_etl.tasks.credentials import storage_options
-from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
-from openimages_etl.tasks.workfolder import WorkFolder
-from openimages_etl.validation import Keys, TableCheck
+from openimages_etl.orchestration.credentials import storage_options
+from openimages_etl.orchestration.workfolder import WorkFolder
+from openimages_etl.output.accounting import file_rows, unbalanced
+from openimages_etl.output.package import PublishedZip, Staged
+from openimages_etl.output.partition import PartitionResult, Rejected, output_columns
+from openimages_etl.report.model import build_report
+from openimages_etl.storage.locations import display_url, plain_file_name, url_stem
+from openimages_etl.storage.runlock import run_work_dir
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,26 @@ class ExportJob:
         name = plain_file_name(options.name or url_stem(source), "export name")
         options.refuse_credentials(source)
         size, spec = options.image_size, options.selection
-        parameters = {"name": name, "image_size": size.value, "subsets": sorted(options.subsets),
-                      "per_subset": options.per_subset, "on_invalid": options.on_invalid.value,
-                      **({"selection": key_parameters(spec)} if spec.active else {}),
-                      # the method shapes resized images only: exports of originals keep their key
-                      **({"resize_method": options.resize_method.value} if size.target_pixels else {})}
-        return cls(source, options, name, parameters, shown, storage_options(options.source),
-                   storage_options(options.dest), Limits.from_env())  # the worker's caps (SECURITY.md), read once
+        parameters = {
+            "name": name,
+            "image_size": size.value,
+            "subsets": sorted(options.subsets),
+            "per_subset": options.per_subset,
+            "on_invalid": options.on_invalid.value,
+            **({"selection": key_parameters(spec)} if spec.active else {}),
+            # the method shapes resized images only: exports of originals keep their key
+            **({"resize_method": options.resize_method.value} if size.target_pixels else {}),
+        }
+        return cls(
+            source,
+            options,
+            name,
+            parameters,
+            shown,
+            storage_options(options.source),
+            storage_options(options.dest),
+            Limits.from_env(),
+        )  # the worker's caps (SECURITY.md), read once
 
     @property
     def dest(self) -> str:
@@ -107,27 +121,58 @@ class BatchPlan:
 def plan_image_batches(layout: Layout, keys: Keys, chosen: list[str], target_pixels: int | None) -> BatchPlan:
     if not keys.has_image_files:
         return BatchPlan()
-    batches = tuple(Batch(offset, limit, subset) for subset, offset, limit in image_batches(layout, keys, chosen, target_pixels))
+    batches = tuple(
+        Batch(offset, limit, subset) for subset, offset, limit in image_batches(layout, keys, chosen, target_pixels)
+    )
     return BatchPlan(batches, images_to_convert(keys, chosen) if batches else 0)
 
 
 def plan_mask_batches(segmentations: list[TableCheck]) -> BatchPlan:
-    return BatchPlan(tuple(Batch(offset, size, check=c) for c in segmentations for size in [images_per_task(c.rows)]
-                           for offset in range(0, c.rows, size)))
+    return BatchPlan(
+        tuple(
+            Batch(offset, size, check=c)
+            for c in segmentations
+            for size in [images_per_task(c.rows)]
+            for offset in range(0, c.rows, size)
+        )
+    )
 
 
-def convert_image_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, job: ExportJob) -> PrefectFutureList:
+def convert_image_batches(
+    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, job: ExportJob
+) -> PrefectFutureList:
     b = plan.batches
-    return work.track(convert_images.map([x.subset for x in b], [x.offset for x in b], [x.limit for x in b], unmapped(layout),
-                                         unmapped(keys), unmapped(work.area), unmapped(job.options.image_size.target_pixels),
-                                         unmapped(job.options.resize_method), unmapped(job.limits)))
+    return work.track(
+        convert_images.map(
+            [x.subset for x in b],
+            [x.offset for x in b],
+            [x.limit for x in b],
+            unmapped(layout),
+            unmapped(keys),
+            unmapped(work.area),
+            unmapped(job.options.image_size.target_pixels),
+            unmapped(job.options.resize_method),
+            unmapped(job.limits),
+        )
+    )
 
 
-def convert_mask_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, images: list[BatchResult],
-                         limits: Limits) -> PrefectFutureList:
+def convert_mask_batches(
+    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, images: list[BatchResult], limits: Limits
+) -> PrefectFutureList:
     b, sizes = plan.batches, [i.sizes for i in images]  # masks take the size of their converted image
-    return work.track(convert_masks.map([x.check for x in b], [x.offset for x in b], [x.limit for x in b], unmapped(layout),
-                                        unmapped(keys), unmapped(work.area), unmapped(sizes), unmapped(limits)))
+    return work.track(
+        convert_masks.map(
+            [x.check for x in b],
+            [x.offset for x in b],
+            [x.limit for x in b],
+            unmapped(layout),
+            unmapped(keys),
+            unmapped(work.area),
+            unmapped(sizes),
+            unmapped(limits),
+        )
+    )
 
 
 def output_headers(layout: Layout) -> dict[str, list[str]]:
@@ -135,18 +180,46 @@ def output_headers(layout: Layout) -> dict[str, list[str]]:
     return {kind: output_columns(layout.of_kind(kind)) for kind in TABLES if layout.of_kind(kind)}
 
 
-def partition_tables(tables: list[TableCheck], keys: Keys, job: ExportJob, chosen: list[str], columns: dict[str, list[str]],
-                     work: WorkFolder, selection: Selection | None, media: tuple[list[BatchResult], list[BatchResult]] = ([], []),
-                     classes: list[str] | None = None) -> PrefectFutureList:
+def partition_tables(
+    tables: list[TableCheck],
+    keys: Keys,
+    job: ExportJob,
+    chosen: list[str],
+    columns: dict[str, list[str]],
+    work: WorkFolder,
+    selection: Selection | None,
+    media: tuple[list[BatchResult], list[BatchResult]] = ([], []),
+    classes: list[str] | None = None,
+) -> PrefectFutureList:
     """One partition task per CSV; `media`'s (image, mask) batches name the rows their failures reject."""
     images, masks = media
-    rejected = [Rejected(tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == c.table.path)) for c in tables]
-    return work.track(partition_csv.map(tables, unmapped(keys), unmapped(chosen if job.options.subsets else None), [columns[c.table.kind] for c in tables],
-                                        unmapped(work.area), unmapped(selection), unmapped(classes), rejected))
+    rejected = [
+        Rejected(tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == c.table.path))
+        for c in tables
+    ]
+    return work.track(
+        partition_csv.map(
+            tables,
+            unmapped(keys),
+            unmapped(chosen if job.options.subsets else None),
+            [columns[c.table.kind] for c in tables],
+            unmapped(work.area),
+            unmapped(selection),
+            unmapped(classes),
+            rejected,
+        )
+    )
 
 
-def staged_export(keys: Keys, images: list[BatchResult], masks: list[BatchResult], parts: list[PartitionResult],
-                  columns: dict[str, list[str]], chosen: list[str], hierarchy) -> Staged:
+def staged_export(
+    keys: Keys,
+    images: list[BatchResult],
+    masks: list[BatchResult],
+    parts: list[PartitionResult],
+    columns: dict[str, list[str]],
+    chosen: list[str],
+    hierarchy,
+) -> Staged:
     """What the stages returned, as packaging takes it."""
     headers = {TABLES[kind].output_name(s): cols for kind, cols in columns.items() for s in chosen}
     media: dict[str, int] = {}
@@ -154,8 +227,15 @@ def staged_export(keys: Keys, images: list[BatchResult], masks: list[BatchResult
         for batch in batches:
             for subset, n in batch.converted_per_subset.items():
                 media[f"{kind}/{subset}/"] = media.get(f"{kind}/{subset}/", 0) + n
-    return Staged(keys, tuple(i.sizes for i in images), tuple(b.shard for b in [*images, *masks]),
-                  tuple(part for p in parts for part in p.parts), headers, hierarchy, media)
+    return Staged(
+        keys,
+        tuple(i.sizes for i in images),
+        tuple(b.shard for b in [*images, *masks]),
+        tuple(part for p in parts for part in p.parts),
+        headers,
+        hierarchy,
+        media,
+    )
 
 
 @dataclass(frozen=True)
@@ -167,12 +247,18 @@ class Publication:
     image_ids: dict[str, Any] | None
 
 
-def publish(job: ExportJob, layout: Layout, chosen: list[str], staged: Staged, selection: Selection | None) -> Publication:
+def publish(
+    job: ExportJob, layout: Layout, chosen: list[str], staged: Staged, selection: Selection | None
+) -> Publication:
     """Per-subset zips first, the full zip last (its presence means the export is complete), each a task on the task
     runner (on Dask, a worker), packaged where the parts are and put at DEST in one step."""
-    image_ids = publish_image_ids(selection, job.name, job.dest, job.dest_options) if selection and selection.images else None
+    image_ids = (
+        publish_image_ids(selection, job.name, job.dest, job.dest_options) if selection and selection.images else None
+    )
     subsets = chosen if job.options.per_subset else []
-    packaging = {s: package_zip.submit(f"{job.name}-{s}", [s], layout, staged, job.dest, job.dest_options) for s in subsets}
+    packaging = {
+        s: package_zip.submit(f"{job.name}-{s}", [s], layout, staged, job.dest, job.dest_options) for s in subsets
+    }
     per_subset = {s: future.result() for s, future in packaging.items()}
     full = package_zip.submit(job.name, chosen, layout, staged, job.dest, job.dest_options).result()
     return Publication(full, per_subset, image_ids)
@@ -188,41 +274,72 @@ class RunEnd:
     work: WorkFolder
     selected: dict[str, Any] | None
 
-    def report(self, status: str, failures: FailureSummary, files: Sequence[dict] = (), subsets: dict | None = None,
-               media: dict | None = None, published: Publication | None = None) -> dict[str, Any]:
+    def report(
+        self,
+        status: str,
+        failures: FailureSummary,
+        files: Sequence[dict] = (),
+        subsets: dict | None = None,
+        media: dict | None = None,
+        published: Publication | None = None,
+    ) -> dict[str, Any]:
         job, zip_url = self.job, published.zip.url if published else None
-        selected = {**self.selected, "image_ids": published.image_ids} if published and published.image_ids else self.selected
+        selected = (
+            {**self.selected, "image_ids": published.image_ids} if published and published.image_ids else self.selected
+        )
         report = build_report(
-            status=status, source=display_url(job.source), output=display_url(zip_url) if zip_url else None,
+            status=status,
+            source=display_url(job.source),
+            output=display_url(zip_url) if zip_url else None,
             outputs={s: display_url(z.url) for s, z in published.per_subset.items()} if published else {},
-            image_size=job.options.image_size.value, resize_method=job.parameters.get("resize_method"),
-            started=job.started, finished=datetime.now(timezone.utc), subsets=subsets or {}, files=list(files),
-            failures=failures, media=media, run=self.run, selection=selected,
-            layout={"tables": [t.path for t in self.layout.tables], "ignored": len(self.layout.ignored)})
+            image_size=job.options.image_size.value,
+            resize_method=job.parameters.get("resize_method"),
+            started=job.started,
+            finished=datetime.now(timezone.utc),
+            subsets=subsets or {},
+            files=list(files),
+            failures=failures,
+            media=media,
+            run=self.run,
+            selection=selected,
+            layout={"tables": [t.path for t in self.layout.tables], "ignored": len(self.layout.ignored)},
+        )
         return write_report(report, job.name, job.dest, job.dest_options, self.work.path, zip_url, self.layout)
 
     def fail(self, failures: FailureSummary) -> NoReturn:
         """Invalid data with on_invalid fail: the failure report, nothing published."""
         self.work.settle()  # batches still to come are not worth running now
         self.report("failed", failures)
-        raise InvalidDataError(f"{display_url(self.job.source)}: {failures.total} failures, nothing published",
-                               failures.samples, failures.total)
+        raise InvalidDataError(
+            f"{display_url(self.job.source)}: {failures.total} failures, nothing published",
+            failures.samples,
+            failures.total,
+        )
 
-    def check_accounting(self, failures: FailureSummary, parts: list[PartitionResult], checks: list[TableCheck],
-                         media: dict[str, dict[str, int]]) -> list[dict]:
+    def check_accounting(
+        self,
+        failures: FailureSummary,
+        parts: list[PartitionResult],
+        checks: list[TableCheck],
+        media: dict[str, dict[str, int]],
+    ) -> list[dict]:
         """Every row and media file published, rejected or not selected; returns the report's file rows."""
         files = [file_rows(p) for p in parts]
         problems = unbalanced(files, {c.table.path: c.rows for c in checks}, media)
         if problems:
             self.report("failed", failures, files, media=media)
-            raise AccountingError(f"{display_url(self.job.source)}: counts do not add up, nothing published: " + "; ".join(problems))
+            raise AccountingError(
+                f"{display_url(self.job.source)}: counts do not add up, nothing published: " + "; ".join(problems)
+            )
         return files
 
     def with_selection(self, selected: dict[str, Any] | None) -> RunEnd:
         return replace(self, selected=selected)
 
 
-def subset_counts(chosen: list[str], images: list[BatchResult], parts: list[PartitionResult]) -> dict[str, dict[str, int]]:
+def subset_counts(
+    chosen: list[str], images: list[BatchResult], parts: list[PartitionResult]
+) -> dict[str, dict[str, int]]:
     counts = {s: {kind.value: 0 for kind in COUNT_KINDS} for s in chosen}
     for batch in images:
         for subset, converted in batch.converted_per_subset.items():
@@ -232,4 +349,3 @@ def subset_counts(chosen: list[str], images: list[BatchResult], parts: list[Part
             for subset, rows in part.published.items():  # annotation-only export: the image lists say how many items
                 counts[subset][part.kind] += rows
     return counts
-

@@ -1,2 +1,3 @@
 """openimages-etl"""
+
 __version__ = "0.1.0"

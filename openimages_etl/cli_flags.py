@@ -6,6 +6,7 @@ field is positional. A nested model's fields take its name as prefix (`--dest-op
 name alone (DEST, `--work`), and a `Flag(flat=True)` model keeps its fields' own names (`--classes`).
 Unset flags are left out, so the defaults stay the model's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from .errors import UsageError
-from .options import Flag
+from openimages_etl.errors import UsageError
+from openimages_etl.options import Flag
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,15 @@ class Option:
         return "option:" + ".".join(self.path)
 
 
-def options_of(model: type[BaseModel], only: set[str] | None = None, path: tuple[str, ...] = (), prefix: str = "",
-               required: bool = True, about: str = "", group: str = "") -> list[Option]:
+def options_of(
+    model: type[BaseModel],
+    only: set[str] | None = None,
+    path: tuple[str, ...] = (),
+    prefix: str = "",
+    required: bool = True,
+    about: str = "",
+    group: str = "",
+) -> list[Option]:
     """The flags of `model`'s fields (of the top-level fields in `only`, when given); `about` describes a nested model
     whose own flag (a location's URL) it is."""
     options = []
@@ -61,8 +69,13 @@ def options_of(model: type[BaseModel], only: set[str] | None = None, path: tuple
     return options
 
 
-def add_options(parser: argparse.ArgumentParser, model: type[BaseModel], only: set[str] | None = None,
-                aliases: dict[str, tuple[str, ...]] | None = None, group: str = "") -> None:
+def add_options(
+    parser: argparse.ArgumentParser,
+    model: type[BaseModel],
+    only: set[str] | None = None,
+    aliases: dict[str, tuple[str, ...]] | None = None,
+    group: str = "",
+) -> None:
     """Add `model`'s flags to `parser` (under `group` in --help); `aliases` keeps old spellings working."""
     groups: dict[str, Any] = {}
     for option in options_of(model, only, group=group):
@@ -70,8 +83,13 @@ def add_options(parser: argparse.ArgumentParser, model: type[BaseModel], only: s
         if option.flag.startswith("--"):
             named = {"action", "choices", "metavar"} & set(option.arguments)
             metavar = {} if named else {"metavar": option.path[-1].upper()}
-            target.add_argument(option.flag, *(aliases or {}).get(option.flag, ()), dest=option.dest,
-                                default=argparse.SUPPRESS, **{**metavar, **option.arguments})
+            target.add_argument(
+                option.flag,
+                *(aliases or {}).get(option.flag, ()),
+                dest=option.dest,
+                default=argparse.SUPPRESS,
+                **{**metavar, **option.arguments},
+            )
         else:
             parser.add_argument(option.dest, metavar=option.flag.upper(), **option.arguments)
 
@@ -96,7 +114,7 @@ def parsed_options(args: argparse.Namespace, model: type[BaseModel], only: set[s
 
 def _error_text(error: dict, options: list[Option]) -> str:
     path = tuple(part for part in error["loc"] if isinstance(part, str))
-    named = [o.flag for o in options if path and o.path[:len(path)] == path]
+    named = [o.flag for o in options if path and o.path[: len(path)] == path]
     message = error["msg"].removeprefix("Value error, ")
     return f"{named[0]}: {message}" if named else message
 
@@ -105,8 +123,10 @@ def _arguments(field: FieldInfo, help_text: str) -> dict[str, Any]:
     kind = _unwrap(field.annotation)
     default = None if field.is_required() else field.get_default(call_default_factory=True)
     if kind is bool:
-        return {"action": "store_false" if default else "store_true",
-                "help": f"{help_text} (on unless this flag is given)" if default else help_text}
+        return {
+            "action": "store_false" if default else "store_true",
+            "help": f"{help_text} (on unless this flag is given)" if default else help_text,
+        }
     default = default.value if isinstance(default, Enum) else default
     shown = "" if default in (None, (), {}, "") else f" (default: {default})"
     if typing.get_origin(kind) in (tuple, list):

@@ -1,11 +1,12 @@
 """Typed run options shared by the CLI, the flows and the deployments."""
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from enum import Enum
 
-from .errors import UsageError
+from openimages_etl.errors import UsageError
 
 
 class ImageSize(str, Enum):
@@ -71,6 +72,7 @@ def images_per_task(count: int, originals: bool = False, bytes_per_image: float 
         least = max(1, int(MIN_RESIZE_BYTES_PER_TASK // bytes_per_image))
     return max(least, min(most, -(-count // TASKS_WANTED)))
 
+
 # Seconds a local-mode run (no PREFECT_API_URL) waits for its temporary Prefect server to answer; past them the
 # run dies before it starts. Prefect's default, 20 s, ran out on a 2-core machine at load 6; a first start (a new
 # database) took 42 s at load 11, and 120 s ran out at load 17 with two busy loops beside it.
@@ -89,7 +91,7 @@ class Limits:
     image_pixels: int = 200_000_000  # a decompression bomb above this (real photos are < 50 MP)
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         values = {}
         for name in cls.__dataclass_fields__:
             raw = os.environ.get(f"OPENIMAGES_ETL_MAX_{name.upper()}")

@@ -1,4 +1,5 @@
 """The pipeline's error types: each carries what a user needs to fix the input, and its exit code."""
+
 from __future__ import annotations
 
 import errno
@@ -6,7 +7,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # OS errors that another try will not fix: retrying them only delays the clear error.
-PERMANENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.EISDIR}
+PERMANENT_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,8 @@ def storage_error(kind: type[OpenImagesETLError], message: str, cause: BaseExcep
     """Wrap an I/O failure; it stays retryable unless the OS says it is permanent (no space, no permission, missing)."""
     error = kind(message)
     permanent = isinstance(cause, (PermissionError, FileNotFoundError, NotADirectoryError, IsADirectoryError)) or (
-        isinstance(cause, OSError) and cause.errno in PERMANENT_ERRNOS)
+        isinstance(cause, OSError) and cause.errno in PERMANENT_ERRNOS
+    )
     error.retryable = isinstance(cause, OSError) and not permanent
     return error
 
@@ -95,4 +106,5 @@ def is_transient(error: BaseException) -> bool:
     if isinstance(error, OpenImagesETLError):
         return error.retryable
     return isinstance(error, (OSError, TimeoutError)) and not (
-        isinstance(error, (PermissionError, FileNotFoundError)) or error.errno in PERMANENT_ERRNOS)
+        isinstance(error, (PermissionError, FileNotFoundError)) or error.errno in PERMANENT_ERRNOS
+    )

@@ -1,4 +1,5 @@
 """Progress of the long stages, told to whoever listens in this process (the CLI's bars); silent when nobody does."""
+
 from __future__ import annotations
 
 import threading
@@ -16,7 +17,11 @@ from rich.text import Text
 from rich.theme import Theme
 
 VALIDATE, CONVERT, UPLOAD = "validate", "convert", "upload"
-STAGES = {VALIDATE: ("rows validated", "rows"), CONVERT: ("images converted", "images"), UPLOAD: ("bytes uploaded", "bytes")}
+STAGES = {
+    VALIDATE: ("rows validated", "rows"),
+    CONVERT: ("images converted", "images"),
+    UPLOAD: ("bytes uploaded", "bytes"),
+}
 
 BAR_THEME = Theme({name: style for name, style in DEFAULT_STYLES.items() if name.startswith(("bar.", "progress."))})
 
@@ -80,10 +85,18 @@ class _CountColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         unit = task.fields["unit"]
         if unit == "bytes":
-            count = f"{decimal(int(task.completed))}/{decimal(int(task.total))}" if task.total else decimal(int(task.completed))
+            count = (
+                f"{decimal(int(task.completed))}/{decimal(int(task.total))}"
+                if task.total
+                else decimal(int(task.completed))
+            )
             speed = f" · {decimal(int(task.speed))}/s" if task.speed else ""
         else:
-            count = f"{int(task.completed):,}/{int(task.total):,} {unit}" if task.total else f"{int(task.completed):,} {unit}"
+            count = (
+                f"{int(task.completed):,}/{int(task.total):,} {unit}"
+                if task.total
+                else f"{int(task.completed):,} {unit}"
+            )
             speed = f" · {task.speed:,.0f} {unit}/s" if task.speed else ""
         return Text(count + speed, style="progress.download")
 
@@ -92,9 +105,15 @@ class TerminalBars:
     """One rich progress bar per stage, drawn on `console` (share Prefect's, so its log lines print above the bars)."""
 
     def __init__(self, console: Console):
-        self.progress = Progress(TextColumn("{task.description:<17}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                                 _CountColumn(), TimeRemainingColumn(compact=True, elapsed_when_finished=True),
-                                 console=console, transient=False)
+        self.progress = Progress(
+            TextColumn("{task.description:<17}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            _CountColumn(),
+            TimeRemainingColumn(compact=True, elapsed_when_finished=True),
+            console=console,
+            transient=False,
+        )
         self.tasks: dict[str, int] = {}
         self.lock = threading.Lock()
 

@@ -1,5 +1,6 @@
 """The format's table of contents: each kind of Open Images CSV with its pandera model, the file names it is read
 from and the name the export writes it under."""
+
 from __future__ import annotations
 
 import re
@@ -7,8 +8,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 import pandera.polars as pa
-
-from openimages_etl.errors import UnreadableFileError
 from openimages_etl.schemas.tables import (
     BoxSchema,
     ClassDescriptionSchema,
@@ -16,6 +15,8 @@ from openimages_etl.schemas.tables import (
     ImageListSchema,
     SegmentationSchema,
 )
+
+from openimages_etl.errors import UnreadableFileError
 
 
 class TableKind(str, Enum):
@@ -54,20 +55,32 @@ class TableSpec:
 
 
 TABLES: dict[TableKind, TableSpec] = {
-    TableKind.classes: TableSpec(ClassDescriptionSchema, (
-        re.compile(r"^(?:oidv\d+-)?class-descriptions(?:-boxable)?\.csv$"),), "class-descriptions.csv"),
-    TableKind.images: TableSpec(ImageListSchema, (
-        re.compile(r"^(?P<subset>.+?)-images(?:-boxable)?(?:-with-labels)?-with-rotation\.csv$"),
-        re.compile(r"^(?:(?P<subset>.+)-)?image_ids_and_rotation\.csv$"),  # the CVAT page's name, input only
-    ), "{subset}-images-with-rotation.csv"),  # what Datumaro's importer matches
-    TableKind.boxes: TableSpec(BoxSchema, (
-        re.compile(r"^(?P<subset>.+)-annotations-bbox\.csv$"),), "{subset}-annotations-bbox.csv"),
-    TableKind.labels: TableSpec(ImageLabelSchema, (
-        re.compile(r"^(?P<subset>.+)-annotations-human-imagelabels(?:-boxable)?\.csv$"),),
-        "{subset}-annotations-human-imagelabels.csv"),
-    TableKind.masks: TableSpec(SegmentationSchema, (
-        re.compile(r"^(?P<subset>.+)-annotations-object-segmentation\.csv$"),),
-        "{subset}-annotations-object-segmentation.csv"),
+    TableKind.classes: TableSpec(
+        ClassDescriptionSchema,
+        (re.compile(r"^(?:oidv\d+-)?class-descriptions(?:-boxable)?\.csv$"),),
+        "class-descriptions.csv",
+    ),
+    TableKind.images: TableSpec(
+        ImageListSchema,
+        (
+            re.compile(r"^(?P<subset>.+?)-images(?:-boxable)?(?:-with-labels)?-with-rotation\.csv$"),
+            re.compile(r"^(?:(?P<subset>.+)-)?image_ids_and_rotation\.csv$"),  # the CVAT page's name, input only
+        ),
+        "{subset}-images-with-rotation.csv",
+    ),  # what Datumaro's importer matches
+    TableKind.boxes: TableSpec(
+        BoxSchema, (re.compile(r"^(?P<subset>.+)-annotations-bbox\.csv$"),), "{subset}-annotations-bbox.csv"
+    ),
+    TableKind.labels: TableSpec(
+        ImageLabelSchema,
+        (re.compile(r"^(?P<subset>.+)-annotations-human-imagelabels(?:-boxable)?\.csv$"),),
+        "{subset}-annotations-human-imagelabels.csv",
+    ),
+    TableKind.masks: TableSpec(
+        SegmentationSchema,
+        (re.compile(r"^(?P<subset>.+)-annotations-object-segmentation\.csv$"),),
+        "{subset}-annotations-object-segmentation.csv",
+    ),
 }
 ANNOTATIONS = (TableKind.boxes, TableKind.labels, TableKind.masks)  # the kinds whose rows annotate an image
 COUNT_KINDS = (TableKind.images, *ANNOTATIONS)  # what the report counts per subset

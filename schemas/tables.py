@@ -1,19 +1,21 @@
 """One pandera model per Open Images CSV kind: the columns, their types and the format's rules."""
+
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
 
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
 # ImageID and MaskPath become paths: the guards of storage.safe_id and storage.safe_name.
-from openimages_etl.storage import SAFE_ID, SAFE_NAME
+from openimages_etl.storage.locations import SAFE_ID, SAFE_NAME
 
 Normalised = partial(pa.Field, ge=0.0, le=1.0, description="Coordinate normalised to [0, 1] of the image side.")
 Flag = partial(pa.Field, isin=[-1, 0, 1], description="1 yes, 0 no, -1 unknown.")
-ImageId = partial(pa.Field, str_matches=SAFE_ID, description="Image file path under its subset folder, without extension.")
+ImageId = partial(
+    pa.Field, str_matches=SAFE_ID, description="Image file path under its subset folder, without extension."
+)
 MASK_BOX = ["BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"]
 Label = partial(pa.Field, str_length={"min_value": 1}, description="Class MID such as /m/01g317, or a plain name.")
 
@@ -29,18 +31,20 @@ class ImageListSchema(pa.DataFrameModel):
     """`<subset>-images-with-rotation.csv` and the official image lists: one row per image."""
 
     image_id: str = ImageId(alias="ImageID")  # unique across all lists: checked in validation.build_keys
-    subset: Optional[str] = pa.Field(alias="Subset", nullable=True, str_matches=SAFE_NAME)
-    original_url: Optional[str] = pa.Field(alias="OriginalURL", nullable=True)
-    original_landing_url: Optional[str] = pa.Field(alias="OriginalLandingURL", nullable=True)
-    license: Optional[str] = pa.Field(alias="License", nullable=True)
-    author_profile_url: Optional[str] = pa.Field(alias="AuthorProfileURL", nullable=True)
-    author: Optional[str] = pa.Field(alias="Author", nullable=True)
-    title: Optional[str] = pa.Field(alias="Title", nullable=True)
-    original_size: Optional[float] = pa.Field(alias="OriginalSize", nullable=True, ge=0)
-    original_md5: Optional[str] = pa.Field(alias="OriginalMD5", nullable=True)
-    thumbnail_url: Optional[str] = pa.Field(alias="Thumbnail300KURL", nullable=True)
-    rotation: Optional[float] = pa.Field(
-        alias="Rotation", nullable=True, isin=[0.0, 90.0, 180.0, 270.0],
+    subset: str | None = pa.Field(alias="Subset", nullable=True, str_matches=SAFE_NAME)
+    original_url: str | None = pa.Field(alias="OriginalURL", nullable=True)
+    original_landing_url: str | None = pa.Field(alias="OriginalLandingURL", nullable=True)
+    license: str | None = pa.Field(alias="License", nullable=True)
+    author_profile_url: str | None = pa.Field(alias="AuthorProfileURL", nullable=True)
+    author: str | None = pa.Field(alias="Author", nullable=True)
+    title: str | None = pa.Field(alias="Title", nullable=True)
+    original_size: float | None = pa.Field(alias="OriginalSize", nullable=True, ge=0)
+    original_md5: str | None = pa.Field(alias="OriginalMD5", nullable=True)
+    thumbnail_url: str | None = pa.Field(alias="Thumbnail300KURL", nullable=True)
+    rotation: float | None = pa.Field(
+        alias="Rotation",
+        nullable=True,
+        isin=[0.0, 90.0, 180.0, 270.0],
         description="Degrees counter-clockwise; empty or nan means 0.",
     )
 
@@ -61,14 +65,14 @@ class BoxSchema(pa.DataFrameModel):
     is_group_of: int = Flag(alias="IsGroupOf")
     is_depiction: int = Flag(alias="IsDepiction")
     is_inside: int = Flag(alias="IsInside")
-    x_click_1x: Optional[float] = pa.Field(alias="XClick1X", nullable=True, ge=-1.0, le=1.0)
-    x_click_2x: Optional[float] = pa.Field(alias="XClick2X", nullable=True, ge=-1.0, le=1.0)
-    x_click_3x: Optional[float] = pa.Field(alias="XClick3X", nullable=True, ge=-1.0, le=1.0)
-    x_click_4x: Optional[float] = pa.Field(alias="XClick4X", nullable=True, ge=-1.0, le=1.0)
-    x_click_1y: Optional[float] = pa.Field(alias="XClick1Y", nullable=True, ge=-1.0, le=1.0)
-    x_click_2y: Optional[float] = pa.Field(alias="XClick2Y", nullable=True, ge=-1.0, le=1.0)
-    x_click_3y: Optional[float] = pa.Field(alias="XClick3Y", nullable=True, ge=-1.0, le=1.0)
-    x_click_4y: Optional[float] = pa.Field(alias="XClick4Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_1x: float | None = pa.Field(alias="XClick1X", nullable=True, ge=-1.0, le=1.0)
+    x_click_2x: float | None = pa.Field(alias="XClick2X", nullable=True, ge=-1.0, le=1.0)
+    x_click_3x: float | None = pa.Field(alias="XClick3X", nullable=True, ge=-1.0, le=1.0)
+    x_click_4x: float | None = pa.Field(alias="XClick4X", nullable=True, ge=-1.0, le=1.0)
+    x_click_1y: float | None = pa.Field(alias="XClick1Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_2y: float | None = pa.Field(alias="XClick2Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_3y: float | None = pa.Field(alias="XClick3Y", nullable=True, ge=-1.0, le=1.0)
+    x_click_4y: float | None = pa.Field(alias="XClick4Y", nullable=True, ge=-1.0, le=1.0)
 
     @pa.dataframe_check(name="XMin <= XMax")
     def x_ordered(cls, data: PolarsData) -> pl.LazyFrame:

@@ -1,28 +1,42 @@
 """Validate: the key tables and checks across files, then every CSV through its pandera model."""
+
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from openimages_etl.csvranges import merged_check, validate_range
-from openimages_etl.layout import CsvFile, Layout
-from openimages_etl.validation import Keys, TableCheck, build_keys, validate_table
-from openimages_etl.workarea import WorkArea
-from openimages_etl.tasks.retries import IO_RETRY_DELAYS, transient_only
-from openimages_etl.csvcopy import with_csv_copies
+from openimages_etl.format.csvcopy import with_csv_copies
+from openimages_etl.format.csvranges import merged_check, validate_range
+from openimages_etl.format.layout import CsvFile, Layout
+from openimages_etl.format.validation import Keys, TableCheck, build_keys, validate_table
+from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.storage.workarea import WorkArea
 
 
-@task(name="index-dataset", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
-      retry_condition_fn=transient_only, cache_policy=NONE)
+@task(
+    name="index-dataset",
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def index_dataset(layout: Layout, work: WorkArea) -> Keys:
     keys = build_keys(layout, work)
-    get_run_logger().info("Images per subset: %s; %d problems across files", keys.images_per_subset, keys.failures.total)
+    get_run_logger().info(
+        "Images per subset: %s; %d problems across files", keys.images_per_subset, keys.failures.total
+    )
     return keys
 
 
-@task(name="validate-csv", task_run_name="validate-{table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
-      retry_condition_fn=transient_only, cache_policy=NONE)
+@task(
+    name="validate-csv",
+    task_run_name="validate-{table.path}",
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def validate_csv(table: CsvFile, layout: Layout, keys: Keys, work: WorkArea, keep: int) -> TableCheck:
     check = validate_table(layout, table, keys, work, keep)
@@ -37,22 +51,40 @@ def _log_check(check: TableCheck) -> None:
         logger.warning("%s", failure)
 
 
-@task(name="validate-csv-range", task_run_name="validate-{table.path}-from-{start}", retries=2,
-      retry_delay_seconds=IO_RETRY_DELAYS, retry_condition_fn=transient_only, cache_policy=NONE)
-def validate_csv_range(table: CsvFile, start: int, end: int, layout: Layout, keys: Keys, work: WorkArea,
-                       keep: int) -> TableCheck | None:
+@task(
+    name="validate-csv-range",
+    task_run_name="validate-{table.path}-from-{start}",
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
+def validate_csv_range(
+    table: CsvFile, start: int, end: int, layout: Layout, keys: Keys, work: WorkArea, keep: int
+) -> TableCheck | None:
     check = validate_range(layout, table, start, end, keys, work, keep)
-    get_run_logger().info("%s bytes %d-%d: %s", table.path, start, end,
-                          f"{check.rows} rows, {check.failures.total} failures" if check
-                          else "not readable alone: the file goes whole")
+    get_run_logger().info(
+        "%s bytes %d-%d: %s",
+        table.path,
+        start,
+        end,
+        f"{check.rows} rows, {check.failures.total} failures" if check else "not readable alone: the file goes whole",
+    )
     return check
 
 
-@task(name="merge-csv-ranges", task_run_name="validate-{table.path}", retries=2, retry_delay_seconds=IO_RETRY_DELAYS,
-      retry_condition_fn=transient_only, cache_policy=NONE)
+@task(
+    name="merge-csv-ranges",
+    task_run_name="validate-{table.path}",
+    retries=2,
+    retry_delay_seconds=IO_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NONE,
+)
 @with_csv_copies
-def merge_csv_ranges(table: CsvFile, parts: list[TableCheck | None], layout: Layout, keys: Keys, work: WorkArea,
-                     keep: int) -> TableCheck:
+def merge_csv_ranges(
+    table: CsvFile, parts: list[TableCheck | None], layout: Layout, keys: Keys, work: WorkArea, keep: int
+) -> TableCheck:
     check = merged_check(layout, table, parts, keys, work, keep)
     _log_check(check)
     return check

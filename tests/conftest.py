@@ -1,4 +1,5 @@
 """Shared fixtures: a real Prefect API (test harness), a real S3 endpoint (moto server on 127.0.0.1), sample data."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from openimages_etl.sample import make_sample
+from openimages_etl.format.sample import make_sample
 
 from .helpers import HERE, moto_server
 from .helpers import prefect_server as prefect_server_running
@@ -30,15 +31,21 @@ def prefect_api():
 def prefect_server(tmp_path_factory):
     """A real `prefect server start` on 127.0.0.1 with its own PREFECT_HOME, shared by the end-to-end tests.
     Yields its API URL; its log is in the PREFECT_HOME folder."""
-    with prefect_server_running(tmp_path_factory.mktemp("prefect-home"), ui=True, PREFECT_API_LOG_RETRYABLE_ERRORS="true",
-                                PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5") as url:  # schedules within seconds, not a minute
+    with prefect_server_running(
+        tmp_path_factory.mktemp("prefect-home"),
+        ui=True,
+        PREFECT_API_LOG_RETRYABLE_ERRORS="true",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+    ) as url:  # schedules within seconds, not a minute
         yield url
 
 
 @pytest.fixture(scope="session")
 def datumaro_python() -> str:
     """Datumaro's venv, created on first use (about two minutes) and cached in ~/.cache."""
-    done = subprocess.run(["bash", str(HERE / "datumaro" / "setup_venv.sh")], capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        ["bash", str(HERE / "datumaro" / "setup_venv.sh")], capture_output=True, text=True, timeout=1200
+    )
     if done.returncode != 0:
         pytest.fail(f"could not install Datumaro for the import test:\n{done.stderr[-3000:]}")
     return done.stdout.strip().splitlines()[-1]
@@ -65,8 +72,12 @@ def official_dir(sample_dirs, tmp_path) -> Path:
 def s3_endpoint():
     """moto's S3 server on loopback; AWS_* variables point s3fs (and boto) at it."""
     with moto_server() as url, pytest.MonkeyPatch.context() as env:
-        for name, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        for name, value in {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
             env.setenv(name, value)
         yield url
 

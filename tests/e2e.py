@@ -1,4 +1,5 @@
 """Helpers of the end-to-end tests: the Prefect REST calls the UI makes, our commands as processes, waiting."""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,14 +32,18 @@ class PrefectREST:
 
     def create_run(self, deployment_id: str, parameters: dict[str, Any]) -> httpx.Response:
         """The UI's "Run > Custom run" submit: POST /deployments/{id}/create_flow_run."""
-        return self.http.post(f"/deployments/{deployment_id}/create_flow_run",
-                              json={"parameters": parameters, "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"}})
+        return self.http.post(
+            f"/deployments/{deployment_id}/create_flow_run",
+            json={"parameters": parameters, "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"}},
+        )
 
     def runs(self, deployment_id: str, states: list[str] | None = None) -> list[dict[str, Any]]:
         runs_filter: dict[str, Any] = {"deployment_id": {"any_": [deployment_id]}}
         if states:
             runs_filter["state"] = {"type": {"any_": states}}
-        response = self.http.post("/flow_runs/filter", json={"flow_runs": runs_filter, "sort": "EXPECTED_START_TIME_ASC"})
+        response = self.http.post(
+            "/flow_runs/filter", json={"flow_runs": runs_filter, "sort": "EXPECTED_START_TIME_ASC"}
+        )
         response.raise_for_status()
         return response.json()
 
@@ -52,8 +58,13 @@ class PrefectREST:
         return self.http.post("/events/filter", json=body).json()["events"]
 
     def wait_finished(self, run_id: str, timeout: float = 180) -> dict[str, Any]:
-        return wait_for(lambda: (run := self.run(run_id))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and run,
-                        timeout, f"flow run {run_id} to finish")
+        return wait_for(
+            lambda: (
+                (run := self.run(run_id))["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and run
+            ),
+            timeout,
+            f"flow run {run_id} to finish",
+        )
 
 
 class _Retrying(httpx.HTTPTransport):
@@ -83,18 +94,28 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0
 
 def client_env(api_url: str, home: Path) -> dict[str, str]:
     """The environment of a process talking to the test server (the AWS_* variables point at moto)."""
-    return {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    return {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }
 
 
 def start(arguments: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
     """A command from this virtualenv's bin/ (openimages-etl, prefect) in the background, output to `log`."""
     with log.open("ab") as out:
-        return subprocess.Popen([str(BIN / arguments[0]), *arguments[1:]], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        return subprocess.Popen(
+            [str(BIN / arguments[0]), *arguments[1:]], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
+        )
 
 
 @contextmanager
-def running(arguments: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> Iterator[subprocess.Popen]:
+def running(
+    arguments: list[str], env: dict[str, str], log: Path, cwd: Path | None = None
+) -> Iterator[subprocess.Popen]:
     """`start` for the length of a with-block, then `stop`."""
     process = start(arguments, env, log, cwd)
     try:

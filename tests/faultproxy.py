@@ -1,5 +1,6 @@
 """A small HTTP proxy on 127.0.0.1 in front of the moto S3 server that injects the faults a real S3 gives:
 503 SlowDown, 500 InternalError, connection resets, and requests held until a test has killed their client."""
+
 from __future__ import annotations
 
 import http.client
@@ -66,7 +67,7 @@ class FaultProxy:
             def _body(self) -> bytes:
                 if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                     chunks = []
-                    while (size := int(self.rfile.readline().split(b";")[0], 16)):
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
                         chunks.append(self.rfile.read(size))
                         self.rfile.readline()
                     self.rfile.readline()

@@ -1,5 +1,6 @@
 """Plain helpers the tests share (fixtures stay in conftest.py). `benchmarks/` starts its Prefect server with
 `prefect_server` too, so it imports nothing from pytest."""
+
 from __future__ import annotations
 
 import io
@@ -19,10 +20,10 @@ import numpy as np
 from PIL import Image
 
 from openimages_etl.errors import Failure
-from openimages_etl.layout import discover
-from openimages_etl.sample import zip_folder
-from openimages_etl.storage import DatasetRoot
-from openimages_etl.validation import build_keys, validate_table
+from openimages_etl.format.layout import discover
+from openimages_etl.format.sample import zip_folder
+from openimages_etl.format.validation import build_keys, validate_table
+from openimages_etl.storage.locations import DatasetRoot
 
 HERE = Path(__file__).parent
 ANN = "annotations"  # the CVAT layout's folder of CSVs
@@ -58,8 +59,23 @@ def prefect_server(home: Path, ui: bool = False, **settings: str) -> Iterator[st
         env["PREFECT_UI_API_URL"] = url  # the UI asks 127.0.0.1:4200 otherwise, whatever the port
     home.mkdir(parents=True, exist_ok=True)
     with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port),
-                                   *([] if ui else ["--no-ui"])], env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "server",
+                "start",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *([] if ui else ["--no-ui"]),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         try:
             wait_serving(f"{url}/health", server, 120, "prefect server")
@@ -75,8 +91,11 @@ def prefect_server(home: Path, ui: bool = False, **settings: str) -> Iterator[st
 def moto_server() -> Iterator[str]:
     """moto's S3 server on a free port of 127.0.0.1 until the block ends; yields its endpoint URL."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_serving(f"http://127.0.0.1:{port}/", server, 30, "moto server")
         yield f"http://127.0.0.1:{port}"
@@ -101,8 +120,13 @@ def make_archive(folder: Path, kind: str) -> Path:
 
 def datumaro_view(python: str, path: Path, *options: str) -> dict:
     """What Datumaro's importer sees in a zip or folder (tests/datumaro/dm_summary.py and its `options`)."""
-    done = subprocess.run([python, str(HERE / "datumaro" / "dm_summary.py"), str(path), *options], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    done = subprocess.run(
+        [python, str(HERE / "datumaro" / "dm_summary.py"), str(path), *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 

@@ -3,6 +3,7 @@
 Every builder takes a folder to write into and returns the path of the file it made; the test
 tables in `test_hostile_inputs.py` pair each builder with the outcome the pipeline must give.
 """
+
 from __future__ import annotations
 
 import io
@@ -81,14 +82,22 @@ UNSAFE_ARCHIVES = {
 
 # name -> (builder, environment overrides): refused by a configurable cap
 CAPPED_ARCHIVES = {
-    "zip-member-count": (lambda d: _zip(d / "a.zip", [(f"images/train/{i}.jpg", b"x") for i in range(6)]),
-                         {"OPENIMAGES_ETL_MAX_ARCHIVE_MEMBERS": "5"}),
-    "zip-total-bytes": (lambda d: _zip(d / "a.zip", [(CSV_OK, b"/m/1,a\n" * 200)]),
-                        {"OPENIMAGES_ETL_MAX_ARCHIVE_BYTES": "1000"}),
-    "tar-member-count": (lambda d: _tar(d / "a.tar", [(f"images/train/{i}.jpg", b"x") for i in range(6)]),
-                         {"OPENIMAGES_ETL_MAX_ARCHIVE_MEMBERS": "5"}),
-    "tar-total-bytes": (lambda d: _tar(d / "a.tar", [(CSV_OK, b"/m/1,a\n" * 200)]),
-                        {"OPENIMAGES_ETL_MAX_ARCHIVE_BYTES": "1000"}),
+    "zip-member-count": (
+        lambda d: _zip(d / "a.zip", [(f"images/train/{i}.jpg", b"x") for i in range(6)]),
+        {"OPENIMAGES_ETL_MAX_ARCHIVE_MEMBERS": "5"},
+    ),
+    "zip-total-bytes": (
+        lambda d: _zip(d / "a.zip", [(CSV_OK, b"/m/1,a\n" * 200)]),
+        {"OPENIMAGES_ETL_MAX_ARCHIVE_BYTES": "1000"},
+    ),
+    "tar-member-count": (
+        lambda d: _tar(d / "a.tar", [(f"images/train/{i}.jpg", b"x") for i in range(6)]),
+        {"OPENIMAGES_ETL_MAX_ARCHIVE_MEMBERS": "5"},
+    ),
+    "tar-total-bytes": (
+        lambda d: _tar(d / "a.tar", [(CSV_OK, b"/m/1,a\n" * 200)]),
+        {"OPENIMAGES_ETL_MAX_ARCHIVE_BYTES": "1000"},
+    ),
 }
 
 
@@ -98,7 +107,9 @@ def _truncated(path: Path) -> Path:
 
 
 def _truncated_tar(d: Path, compression: str) -> Path:
-    return _truncated(_tar(d / f"a.tar.{compression}", [(CSV_OK, np.random.default_rng(0).bytes(20000))], f"w:{compression}"))
+    return _truncated(
+        _tar(d / f"a.tar.{compression}", [(CSV_OK, np.random.default_rng(0).bytes(20000))], f"w:{compression}")
+    )
 
 
 def _big_csv_zip(d: Path) -> Path:
@@ -148,7 +159,6 @@ CSV_CASES = {
 }
 
 
-
 def edit_cells(data: bytes, cells: dict[tuple[int, str], bytes]) -> bytes:
     """A CSV (header line, no quoted fields) with the cells at (line, column name) replaced by raw bytes."""
     ending = b"\r\n" if b"\r\n" in data else b"\n"
@@ -165,13 +175,22 @@ def edit_cells(data: bytes, cells: dict[tuple[int, str], bytes]) -> bytes:
 NOT_UTF8_CASES = {
     "latin1-in-text": (lambda d: edit_cells(d, {(3, "Source"): b"verifi\xe9d"}), {(3, "Source")}),
     "in-a-number": (lambda d: edit_cells(d, {(4, "Confidence"): b"1\xa0"}), {(4, "Confidence")}),
-    "two-cells-of-a-row": (lambda d: edit_cells(d, {(3, "ImageID"): b"5187f5e7ece1412\xff", (3, "LabelName"): b"/m/\xc0\xaf"}),
-                           {(3, "ImageID"), (3, "LabelName")}),
+    "two-cells-of-a-row": (
+        lambda d: edit_cells(d, {(3, "ImageID"): b"5187f5e7ece1412\xff", (3, "LabelName"): b"/m/\xc0\xaf"}),
+        {(3, "ImageID"), (3, "LabelName")},
+    ),
     # U+FFFD written as such is text like any other: only a file's bytes that are not UTF-8 fail
     "own-replacement-character": (lambda d: edit_cells(d, {(3, "Source"): "verifi\ufffd".encode()}), set()),
-    "both-kinds": (lambda d: edit_cells(d, {(3, "Source"): "\ufffd".encode(), (5, "Source"): b"x\xc3"}), {(5, "Source")}),
-    "cut-off-by-the-end": (lambda d: edit_cells(d, {(13, "Confidence"): b"1\xe2\x82"}).rstrip(b"\r\n"), {(13, "Confidence")}),
+    "both-kinds": (
+        lambda d: edit_cells(d, {(3, "Source"): "\ufffd".encode(), (5, "Source"): b"x\xc3"}),
+        {(5, "Source")},
+    ),
+    "cut-off-by-the-end": (
+        lambda d: edit_cells(d, {(13, "Confidence"): b"1\xe2\x82"}).rstrip(b"\r\n"),
+        {(13, "Confidence")},
+    ),
 }
+
 
 # --- images: name -> (bytes builder, target_pixels, expected "ok"/(height, width) or "error") --
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -201,7 +220,11 @@ IMAGE_CASES = {
     "empty-file": (lambda: b"", None, "error"),
     "cmyk-jpeg": (lambda: _encode(_photo(mode="CMYK"), "JPEG"), 300_000, (60, 80)),
     "cmyk-jpeg-kept": (lambda: _encode(_photo(mode="CMYK"), "JPEG"), None, (60, 80)),
-    "grey-16-bit-png": (lambda: _encode(Image.fromarray(np.full((60, 80), 40_000, np.uint16)), "PNG"), 300_000, (60, 80)),
+    "grey-16-bit-png": (
+        lambda: _encode(Image.fromarray(np.full((60, 80), 40_000, np.uint16)), "PNG"),
+        300_000,
+        (60, 80),
+    ),
     "palette-png-transparency": (lambda: _encode(_photo().convert("P"), "PNG", transparency=0), 300_000, (60, 80)),
     "exif-rotated-kept": (lambda: _oriented(6), None, (80, 60)),
     "exif-rotated-resized": (lambda: _oriented(6), 300_000, (80, 60)),

@@ -1,5 +1,6 @@
 """A small CVAT-layout dataset with a hand-made hierarchy for the selection tests: a class with two parents (Toy car
 under Car and Toy), a Part edge (Wheel of Car), a display name two classes share (Bat), flags on some boxes."""
+
 from __future__ import annotations
 
 import csv
@@ -9,15 +10,42 @@ from pathlib import Path
 
 from PIL import Image
 
-CLASSES = {"/m/veh": "Vehicle", "/m/car": "Car", "/m/truck": "Truck", "/m/boat": "Boat", "/m/rocket": "Rocket",
-           "/m/toy": "Toy", "/m/toycar": "Toy car", "/m/dog": "Dog", "/m/wheel": "Wheel", "/m/bat1": "Bat", "/m/bat2": "Bat"}
-HIERARCHY = {"LabelName": "/m/0bl9f", "Subcategory": [
-    {"LabelName": "/m/veh", "Subcategory": [
-        {"LabelName": "/m/car", "Subcategory": [{"LabelName": "/m/toycar"}], "Part": [{"LabelName": "/m/wheel"}]},
-        {"LabelName": "/m/truck"}, {"LabelName": "/m/boat"}, {"LabelName": "/m/rocket"}]},
-    {"LabelName": "/m/toy", "Subcategory": [{"LabelName": "/m/toycar"}]},
-    {"LabelName": "/m/dog"}, {"LabelName": "/m/wheel"}, {"LabelName": "/m/bat1"}, {"LabelName": "/m/bat2"},
-]}
+CLASSES = {
+    "/m/veh": "Vehicle",
+    "/m/car": "Car",
+    "/m/truck": "Truck",
+    "/m/boat": "Boat",
+    "/m/rocket": "Rocket",
+    "/m/toy": "Toy",
+    "/m/toycar": "Toy car",
+    "/m/dog": "Dog",
+    "/m/wheel": "Wheel",
+    "/m/bat1": "Bat",
+    "/m/bat2": "Bat",
+}
+HIERARCHY = {
+    "LabelName": "/m/0bl9f",
+    "Subcategory": [
+        {
+            "LabelName": "/m/veh",
+            "Subcategory": [
+                {
+                    "LabelName": "/m/car",
+                    "Subcategory": [{"LabelName": "/m/toycar"}],
+                    "Part": [{"LabelName": "/m/wheel"}],
+                },
+                {"LabelName": "/m/truck"},
+                {"LabelName": "/m/boat"},
+                {"LabelName": "/m/rocket"},
+            ],
+        },
+        {"LabelName": "/m/toy", "Subcategory": [{"LabelName": "/m/toycar"}]},
+        {"LabelName": "/m/dog"},
+        {"LabelName": "/m/wheel"},
+        {"LabelName": "/m/bat1"},
+        {"LabelName": "/m/bat2"},
+    ],
+}
 # ImageID -> annotations: ("box", MID, flags "occluded truncated group-of depiction inside"), ("label", MID, confidence),
 # ("mask", MID)
 ANNOTATIONS = {
@@ -43,8 +71,21 @@ ANNOTATIONS = {
     },
 }
 SIZE = (12, 16)  # height, width
-BOX_HEADER = ["ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax",
-              "IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside"]
+BOX_HEADER = [
+    "ImageID",
+    "Source",
+    "LabelName",
+    "Confidence",
+    "XMin",
+    "XMax",
+    "YMin",
+    "YMax",
+    "IsOccluded",
+    "IsTruncated",
+    "IsGroupOf",
+    "IsDepiction",
+    "IsInside",
+]
 
 
 def make_dataset(dest: Path) -> Path:
@@ -73,11 +114,33 @@ def make_dataset(dest: Path) -> Path:
                     mask.save(buffer, "PNG")
                     (dest / "masks" / subset / name).write_bytes(buffer.getvalue())
                     masks.append([name, image_id, mid, "b0", "0.1", "0.5", "0.1", "0.6", "0.8", ""])
-        _csv(notes / f"{subset}-images-with-rotation.csv", ["ImageID", "Subset", "Rotation"], [[i, subset, ""] for i in images])
+        _csv(
+            notes / f"{subset}-images-with-rotation.csv",
+            ["ImageID", "Subset", "Rotation"],
+            [[i, subset, ""] for i in images],
+        )
         _csv(notes / f"{subset}-annotations-bbox.csv", BOX_HEADER, boxes)
-        _csv(notes / f"{subset}-annotations-human-imagelabels.csv", ["ImageID", "Source", "LabelName", "Confidence"], labels)
-        _csv(notes / f"{subset}-annotations-object-segmentation.csv",
-             ["MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax", "PredictedIoU", "Clicks"], masks)
+        _csv(
+            notes / f"{subset}-annotations-human-imagelabels.csv",
+            ["ImageID", "Source", "LabelName", "Confidence"],
+            labels,
+        )
+        _csv(
+            notes / f"{subset}-annotations-object-segmentation.csv",
+            [
+                "MaskPath",
+                "ImageID",
+                "LabelName",
+                "BoxID",
+                "BoxXMin",
+                "BoxXMax",
+                "BoxYMin",
+                "BoxYMax",
+                "PredictedIoU",
+                "Clicks",
+            ],
+            masks,
+        )
     return dest
 
 

@@ -1,29 +1,33 @@
 """Accounting: every input row and media file is published, rejected or not selected, or the run fails."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
 
 import pytest
+from openimages_etl.flows import export_open_images
+from openimages_etl.tasks import convert as convert_tasks
 
-from openimages_etl.accounting import unbalanced
 from openimages_etl.cli import main
 from openimages_etl.config import OnInvalid
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
-from openimages_etl.tasks import convert as convert_tasks
+from openimages_etl.output.accounting import unbalanced
 
 ROW = {"file": "a.csv", "kind": "boxes", "rows_in": 10, "published": {"train": 6}, "rejected": 3, "not_selected": 1}
 MEDIA = {"images": {"in": 5, "published": 4, "rejected": 1}}
 
 
-@pytest.mark.parametrize(("files", "read", "media", "problems"), [
-    ([ROW], {"a.csv": 10}, MEDIA, 0),
-    ([ROW], {"a.csv": 11}, MEDIA, 1),  # a row read in validation never reached the partition
-    ([{**ROW, "rejected": 2}], {"a.csv": 10}, MEDIA, 1),  # a row partitioned but neither published nor rejected
-    ([ROW], {"a.csv": 10}, {"images": {"in": 5, "published": 4, "rejected": 0}}, 1),  # an image lost
-    ([], {}, {"masks": {"in": 0, "published": 0, "rejected": 0}}, 0),
-])
+@pytest.mark.parametrize(
+    ("files", "read", "media", "problems"),
+    [
+        ([ROW], {"a.csv": 10}, MEDIA, 0),
+        ([ROW], {"a.csv": 11}, MEDIA, 1),  # a row read in validation never reached the partition
+        ([{**ROW, "rejected": 2}], {"a.csv": 10}, MEDIA, 1),  # a row partitioned but neither published nor rejected
+        ([ROW], {"a.csv": 10}, {"images": {"in": 5, "published": 4, "rejected": 0}}, 1),  # an image lost
+        ([], {}, {"masks": {"in": 0, "published": 0, "rejected": 0}}, 0),
+    ],
+)
 def test_what_does_not_add_up_is_named(files, read, media, problems):
     assert len(unbalanced(files, read, media)) == problems
 
@@ -51,7 +55,11 @@ def test_a_lost_row_fails_the_run_and_publishes_nothing(cvat_dir, tmp_path, monk
     def losing_a_row(*args, **kwargs):  # the fault only: one published row vanishes
         result = partition(*args, **kwargs)
         first = next(iter(result.published), None)
-        return dataclasses.replace(result, published={**result.published, first: result.published[first] - 1}) if first else result
+        return (
+            dataclasses.replace(result, published={**result.published, first: result.published[first] - 1})
+            if first
+            else result
+        )
 
     monkeypatch.setattr(convert_tasks, "partition_table", losing_a_row)
     dest = tmp_path / "out"

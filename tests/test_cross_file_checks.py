@@ -1,4 +1,5 @@
 """The checks across files, on the plain functions (no Prefect): each broken dataset names file, row and rule."""
+
 from __future__ import annotations
 
 import io
@@ -12,10 +13,10 @@ import polars as pl
 import pytest
 from PIL import Image
 
-from openimages_etl.convert import convert_mask_batch
-from openimages_etl.layout import discover
-from openimages_etl.storage import DatasetRoot
-from openimages_etl.validation import build_keys, validate_table
+from openimages_etl.format.layout import discover
+from openimages_etl.format.validation import build_keys, validate_table
+from openimages_etl.media.convert import convert_mask_batch
+from openimages_etl.storage.locations import DatasetRoot
 
 from .helpers import ANN, validate
 
@@ -71,7 +72,12 @@ def duplicate_image_id(folder: Path) -> tuple:
 def bad_images_meta(folder: Path) -> tuple:
     meta = folder / ANN / "images.meta"
     meta.write_text(meta.read_text() + "abc 12\n")
-    return (f"{ANN}/images.meta", len(meta.read_text().splitlines()), None, "'ImageID height width' with positive integer sizes")
+    return (
+        f"{ANN}/images.meta",
+        len(meta.read_text().splitlines()),
+        None,
+        "'ImageID height width' with positive integer sizes",
+    )
 
 
 def undefined_hierarchy_label(folder: Path) -> tuple:
@@ -82,8 +88,15 @@ def undefined_hierarchy_label(folder: Path) -> tuple:
     return (f"{ANN}/bbox_labels_600_hierarchy.json", None, "LabelName", "LabelName defined in class descriptions")
 
 
-BREAKS = [undefined_label, unknown_image, missing_image_file, missing_mask_file, duplicate_image_id, bad_images_meta,
-          undefined_hierarchy_label]
+BREAKS = [
+    undefined_label,
+    unknown_image,
+    missing_image_file,
+    missing_mask_file,
+    duplicate_image_id,
+    bad_images_meta,
+    undefined_hierarchy_label,
+]
 
 
 @pytest.mark.parametrize("breaks", BREAKS, ids=[b.__name__ for b in BREAKS])
@@ -145,7 +158,11 @@ def test_an_empty_mask_at_image_size_is_invalid(cvat_dir, tmp_path):
     work = tmp_path / "work"
     layout = discover(DatasetRoot(str(cvat_dir)), work / "index")
     keys = build_keys(layout, work)
-    check = next(validate_table(layout, t, keys, work) for t in layout.tables if t.path.endswith("train-annotations-object-segmentation.csv"))
+    check = next(
+        validate_table(layout, t, keys, work)
+        for t in layout.tables
+        if t.path.endswith("train-annotations-object-segmentation.csv")
+    )
     result = convert_mask_batch(layout, keys, check, 0, 100, work / "out")
     assert result.converted == check.rows - 1
     (failure,) = result.failures.samples

@@ -1,5 +1,6 @@
 """A large CSV validated as byte ranges gives the verdict of one pass over the whole file: rows, every failure on its
 exact line, the rejected lines; a quoted field across a range's edge sends the file back to one pass (issue 13 §5)."""
+
 from __future__ import annotations
 
 import io
@@ -8,12 +9,12 @@ import random
 import polars as pl
 import pytest
 
-from openimages_etl import csvranges
-from openimages_etl.csvranges import _records, byte_ranges, merged_check, validate_range
-from openimages_etl.layout import discover
-from openimages_etl.storage import DatasetRoot
-from openimages_etl.tables import LINE
-from openimages_etl.validation import build_keys, validate_table
+from openimages_etl.format import csvranges as csvranges
+from openimages_etl.format.csvranges import _records, byte_ranges, merged_check, validate_range
+from openimages_etl.format.layout import discover
+from openimages_etl.format.tables import LINE
+from openimages_etl.format.validation import build_keys, validate_table
+from openimages_etl.storage.locations import DatasetRoot
 
 BOXES = "validation-annotations-bbox.csv"
 
@@ -21,7 +22,9 @@ BOXES = "validation-annotations-bbox.csv"
 def test_ranges_hold_every_line_once():
     rng = random.Random(1)
     for _ in range(300):
-        data = b"".join(b"x" * rng.randint(0, 30) + b"\n" for _ in range(rng.randint(0, 40))) + rng.choice([b"", b"tail"])
+        data = b"".join(b"x" * rng.randint(0, 30) + b"\n" for _ in range(rng.randint(0, 40))) + rng.choice(
+            [b"", b"tail"]
+        )
         bounds = [0, *sorted(rng.randint(0, len(data)) for _ in range(rng.randint(0, 5))), len(data)]
         assert b"".join(b"".join(_records(io.BytesIO(data), a, b)) for a, b in zip(bounds, bounds[1:])) == data
 
@@ -61,6 +64,8 @@ def test_ranges_merge_to_the_verdict_of_one_pass(official_dir, tmp_path, monkeyp
     assert whole.failures.total > 20 and merged.rows == whole.rows
     assert sorted(map(repr, merged.failures.samples)) == sorted(map(repr, whole.failures.samples))
     assert sorted(merged.failures.counts, key=repr) == sorted(whole.failures.counts, key=repr)
-    assert pl.read_parquet(merged.rejected_lines.url).get_column(LINE).sort().to_list() == \
-        pl.read_parquet(whole.rejected_lines.url).get_column(LINE).sort().to_list()
+    assert (
+        pl.read_parquet(merged.rejected_lines.url).get_column(LINE).sort().to_list()
+        == pl.read_parquet(whole.rejected_lines.url).get_column(LINE).sort().to_list()
+    )
     assert sorted(p.name for p in (tmp_path / "ranges" / "checks").iterdir()) == [f"{BOXES}.rejected.parquet"]

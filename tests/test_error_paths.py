@@ -1,5 +1,6 @@
 """How runs end on errors: an expected error (bad input, usage) shows its message and no traceback, on the terminal
 and in the run's logs; `--verbose` and bugs show the traceback; local mode starts under CPU contention."""
+
 from __future__ import annotations
 
 import os
@@ -8,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from openimages_etl.flows import export_open_images
+from openimages_etl.tasks import validate as validate_tasks
 from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
 
 from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
-from openimages_etl.tasks import validate as validate_tasks
 
 from . import hostile
 from .e2e import BIN
@@ -39,11 +40,17 @@ def _run_logs(flow_run_id) -> list[str]:
     """The messages of a flow run's logs, its task runs' included, as the Prefect API holds them."""
     APILogHandler().flush()  # logs reach the server in batches
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=0)
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=0
+        )
     return [log.message for log in logs]
 
 
-SOURCES = {"unreadable-csv": _unreadable, "invalid-data": _invalid, "missing-source": lambda folder: folder / "nope.zip"}
+SOURCES = {
+    "unreadable-csv": _unreadable,
+    "invalid-data": _invalid,
+    "missing-source": lambda folder: folder / "nope.zip",
+}
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -78,7 +85,10 @@ def test_a_bug_keeps_its_traceback_in_the_run_logs_and_on_the_terminal(cvat_dir,
     options = ExportOptions(dest=str(tmp_path / "out"))
     state = export_open_images(source=str(cvat_dir), options=options, return_state=True)
     assert isinstance(state.result(raise_on_failure=False), KeyError)
-    assert any("Traceback" in message and "KeyError: 'a bug'" in message for message in _run_logs(state.state_details.flow_run_id))
+    assert any(
+        "Traceback" in message and "KeyError: 'a bug'" in message
+        for message in _run_logs(state.state_details.flow_run_id)
+    )
     capsys.readouterr()
     assert main(["export", str(cvat_dir), str(tmp_path / "out")]) == 4
     err = capsys.readouterr().err
@@ -88,12 +98,23 @@ def test_a_bug_keeps_its_traceback_in_the_run_logs_and_on_the_terminal(cvat_dir,
 @pytest.mark.slow
 def test_local_mode_starts_its_server_on_a_busy_machine(sample_dirs, tmp_path):
     """No PREFECT_API_URL: the run starts a temporary server, which under load took longer than Prefect's 20 s."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PREFECT_API_URL", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS")
+    }
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]  # one per core of a 2-core CI box
+    busy = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)
+    ]  # one per core of a 2-core CI box
     try:
-        run = subprocess.run([str(BIN / "openimages-etl"), "validate", str(sample_dirs["cvat"])], env=env,
-                             capture_output=True, text=True, timeout=900)
+        run = subprocess.run(
+            [str(BIN / "openimages-etl"), "validate", str(sample_dirs["cvat"])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
     finally:
         for process in busy:
             process.kill()

@@ -1,36 +1,59 @@
 """Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic, no Prefect server."""
+
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import urllib.error
 import urllib.request
 
 import fsspec
 import pytest
 
-from openimages_etl.events import OBJECT_CREATED, WatchState, object_event, parse_notification, poll_once
-from openimages_etl.objects import ObjectVersion, exported_keys, list_objects, record_export, version_of, with_digest
-from openimages_etl.relay import RelayServer
+from openimages_etl.production.events import OBJECT_CREATED, WatchState, object_event, parse_notification, poll_once
+from openimages_etl.production.relay import RelayServer
+from openimages_etl.storage.objects import (
+    ObjectVersion,
+    exported_keys,
+    list_objects,
+    record_export,
+    version_of,
+    with_digest,
+)
 
 ETAG = "9b2cf535f27731c974343645a3985328"
 
 
 def s3_record(bucket: str, key: str, etag: str = ETAG, event: str = "ObjectCreated:Put", size: int = 10) -> dict:
     """One record of an S3 event notification, as S3 (and MinIO, with an `s3:` prefix) write it."""
-    return {"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": event,
-            "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag, "sequencer": "0A1B"}}}
+    return {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": event,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "eTag": etag, "sequencer": "0A1B"}},
+    }
 
 
 NOTIFICATIONS = {
     "s3": {"Records": [s3_record("b", "incoming/my+data%282%29.zip")]},
-    "minio": {"EventName": "s3:ObjectCreated:Put", "Key": "b/incoming/my data(2).zip",
-              "Records": [s3_record("b", "incoming/my+data%282%29.zip", event="s3:ObjectCreated:Put")]},
-    "sns": {"Type": "Notification", "MessageId": "m1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
-            "Message": json.dumps({"Records": [s3_record("b", "incoming/my+data%282%29.zip")]})},
-    "eventbridge": {"version": "0", "detail-type": "Object Created", "source": "aws.s3",
-                    "detail": {"bucket": {"name": "b"}, "object": {"key": "incoming/my data(2).zip", "size": 10, "etag": ETAG}}},
+    "minio": {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": "b/incoming/my data(2).zip",
+        "Records": [s3_record("b", "incoming/my+data%282%29.zip", event="s3:ObjectCreated:Put")],
+    },
+    "sns": {
+        "Type": "Notification",
+        "MessageId": "m1",
+        "TopicArn": "arn:aws:sns:us-east-1:1:t",
+        "Message": json.dumps({"Records": [s3_record("b", "incoming/my+data%282%29.zip")]}),
+    },
+    "eventbridge": {
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {"bucket": {"name": "b"}, "object": {"key": "incoming/my data(2).zip", "size": 10, "etag": ETAG}},
+    },
 }
 
 
@@ -40,11 +63,14 @@ def test_every_sender_names_the_same_object_version(sender):
     assert created == [ObjectVersion("s3://b/incoming/my data(2).zip", ETAG, 10)]
 
 
-@pytest.mark.parametrize("body", [
-    {"Records": [s3_record("b", "x.zip", event="ObjectRemoved:Delete")]},
-    {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"},
-    {"version": "0", "detail-type": "Object Deleted", "source": "aws.s3", "detail": {}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"Records": [s3_record("b", "x.zip", event="ObjectRemoved:Delete")]},
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"},
+        {"version": "0", "detail-type": "Object Deleted", "source": "aws.s3", "detail": {}},
+    ],
+)
 def test_other_notifications_ask_for_nothing(body):
     assert parse_notification(json.dumps(body)).created == []
 
@@ -55,29 +81,44 @@ def test_sns_subscription_is_left_for_the_operator_to_confirm():
     assert notification.subscribe_url == "https://sns.example/confirm?t=1" and notification.created == []
 
 
-@pytest.mark.parametrize("body", ["[]", "not json", json.dumps({"hello": 1}), json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]})])
+@pytest.mark.parametrize(
+    "body", ["[]", "not json", json.dumps({"hello": 1}), json.dumps({"Records": [{"eventName": "ObjectCreated:Put"}]})]
+)
 def test_unreadable_notifications_raise(body):
     with pytest.raises((ValueError, KeyError)):
         parse_notification(body)
 
 
-@pytest.mark.parametrize("info, version", [
-    ({"ETag": '"ABC123"', "size": 3}, "abc123"),
-    ({"etag": 'W/"abc123-2"', "size": 3}, "abc123-2"),
-    ({"size": 3, "mtime": 1700000000.5}, "3-1700000000.5"),
-    ({"size": 3, "created": 1700000000.25}, "3-1700000000.25"),
-])
+@pytest.mark.parametrize(
+    "info, version",
+    [
+        ({"ETag": '"ABC123"', "size": 3}, "abc123"),
+        ({"etag": 'W/"abc123-2"', "size": 3}, "abc123-2"),
+        ({"size": 3, "mtime": 1700000000.5}, "3-1700000000.5"),
+        ({"size": 3, "created": 1700000000.25}, "3-1700000000.25"),
+    ],
+)
 def test_version_of_an_object(info, version):
     assert version_of(info) == version
 
 
 def test_one_event_id_per_object_version():
-    first, again, changed = ObjectVersion("s3://b/x.zip", "e1"), ObjectVersion("s3://b/x.zip", "e1", 5), ObjectVersion("s3://b/x.zip", "e2")
-    assert object_event(first, "watch")["id"] == object_event(again, "relay")["id"] != object_event(changed, "watch")["id"]
+    first, again, changed = (
+        ObjectVersion("s3://b/x.zip", "e1"),
+        ObjectVersion("s3://b/x.zip", "e1", 5),
+        ObjectVersion("s3://b/x.zip", "e2"),
+    )
+    assert (
+        object_event(first, "watch")["id"] == object_event(again, "relay")["id"] != object_event(changed, "watch")["id"]
+    )
     event = object_event(again, "relay")
     assert event["event"] == OBJECT_CREATED
-    assert event["resource"] == {"prefect.resource.id": "s3://b/x.zip", "prefect.resource.name": "x.zip",
-                                 "openimages.etag": "e1", "openimages.size": "5"}
+    assert event["resource"] == {
+        "prefect.resource.id": "s3://b/x.zip",
+        "prefect.resource.name": "x.zip",
+        "openimages.etag": "e1",
+        "openimages.size": "5",
+    }
 
 
 @pytest.fixture(params=["file", "memory", "s3"])
@@ -112,7 +153,9 @@ def test_s3_listing_and_notification_agree_on_the_version(s3_bucket):
     _put(f"s3://{s3_bucket}/incoming/x.zip", b"archive bytes")
     [listed] = list_objects(f"s3://{s3_bucket}/incoming", ["*.zip"])
     head = fsspec.filesystem("s3").info(f"{s3_bucket}/incoming/x.zip")
-    [notified] = parse_notification(json.dumps({"Records": [s3_record(s3_bucket, "incoming/x.zip", head["ETag"].strip('"'))]})).created
+    [notified] = parse_notification(
+        json.dumps({"Records": [s3_record(s3_bucket, "incoming/x.zip", head["ETag"].strip('"'))]})
+    ).created
     assert notified.event_id == listed.event_id
 
 
@@ -140,17 +183,23 @@ def test_watcher_emits_new_and_changed_objects_once_across_restarts(tmp_path):
     incoming, state_file, emitted = tmp_path / "incoming", tmp_path / "state.json", Emitted()
     incoming.mkdir()
     (incoming / "a.zip").write_bytes(b"a")
-    assert [o.url for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == [(incoming / "a.zip").as_uri()]
+    assert [o.url for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == [
+        (incoming / "a.zip").as_uri()
+    ]
     assert poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted) == []  # a restart reads the state
     (incoming / "b.zip").write_bytes(b"b")
     emitted.fail = True
     with pytest.raises(ConnectionError):
         poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)
     emitted.fail = False
-    assert [o.url.rsplit("/", 1)[1] for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == ["b.zip"]
+    assert [o.url.rsplit("/", 1)[1] for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == [
+        "b.zip"
+    ]
     (incoming / "a.zip").write_bytes(b"a, second version")
     (incoming / "b.zip").unlink()
-    assert [o.url.rsplit("/", 1)[1] for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == ["a.zip"]
+    assert [o.url.rsplit("/", 1)[1] for o in poll_once(str(incoming), ["*.zip"], WatchState(state_file), emitted)] == [
+        "a.zip"
+    ]
     assert [e["payload"]["url"].rsplit("/", 1)[1] for e in emitted] == ["a.zip", "b.zip", "a.zip"]
     assert set(json.loads(state_file.read_text())) == {(incoming / "a.zip").as_uri()}  # deleted objects are forgotten
 
@@ -186,7 +235,10 @@ def test_relay_turns_notifications_into_events(relay):
     body = {"Records": [s3_record("b", "in/x.zip"), s3_record("b", "in/readme.txt")]}
     assert _post(url, body) == (200, {"emitted": ["s3://b/in/x.zip"]})
     assert _post(url + "minio", NOTIFICATIONS["minio"], authorization="s3cret")[0] == 200  # any path; a bare token too
-    assert [e["resource"]["prefect.resource.id"] for e in emitted] == ["s3://b/in/x.zip", "s3://b/incoming/my data(2).zip"]
+    assert [e["resource"]["prefect.resource.id"] for e in emitted] == [
+        "s3://b/in/x.zip",
+        "s3://b/incoming/my data(2).zip",
+    ]
     assert _post(url, body, authorization=None)[0] == 401
     assert _post(url, body, authorization="Bearer wrong")[0] == 401
     assert _post(url, b"{not json")[0] == 400
@@ -256,9 +308,23 @@ def test_a_watcher_started_in_the_background_stops_on_ctrl_c_and_kill(tmp_path, 
 
     env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}  # an empty folder: nothing is ever sent
     # `command &` in a script: the shell starts it with SIGINT ignored
-    watcher = subprocess.Popen([sys.executable, "-m", "openimages_etl.cli", "watch", str(tmp_path), "--interval", "0.2",
-                                "--state", str(tmp_path / "state.json")], env=env, stdout=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    watcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "openimages_etl.cli",
+            "watch",
+            str(tmp_path),
+            "--interval",
+            "0.2",
+            "--state",
+            str(tmp_path / "state.json"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     try:
         assert "watching" in watcher.stdout.readline() + watcher.stdout.readline()
         time.sleep(0.5)

@@ -1,4 +1,5 @@
 """The export flow end to end on a real Prefect API: layouts, archives, options, failures."""
+
 from __future__ import annotations
 
 import json
@@ -6,14 +7,14 @@ import shutil
 import zipfile
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
+from openimages_etl.flows import export_open_images
 from PIL import Image
 
 from openimages_etl.cli import main
 from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import InvalidDataError, UsageError
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive
@@ -27,8 +28,15 @@ def _members(path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("layout", ["cvat", "official"])
-@pytest.mark.parametrize("packing", ["folder", "zip", pytest.param("tar", marks=pytest.mark.slow),  # tar: also test_hostile_inputs
-                                     pytest.param("tar.gz", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "packing",
+    [
+        "folder",
+        "zip",
+        pytest.param("tar", marks=pytest.mark.slow),  # tar: also test_hostile_inputs
+        pytest.param("tar.gz", marks=pytest.mark.slow),
+    ],
+)
 def test_every_layout_and_packing_exports_the_same_dataset(request, layout, packing, tmp_path):
     folder = request.getfixturevalue(f"{layout}_dir")
     source = folder if packing == "folder" else make_archive(folder, packing)
@@ -51,7 +59,10 @@ def test_every_layout_and_packing_exports_the_same_dataset(request, layout, pack
 def test_masks_are_normalised_to_the_image_size(official_dir, tmp_path):
     export_open_images(source=str(official_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     with zipfile.ZipFile(tmp_path / "ds.zip") as archive:
-        meta = dict((line.split()[0], line.split()[1:]) for line in archive.read("annotations/images.meta").decode().splitlines()[1:])
+        meta = dict(
+            (line.split()[0], line.split()[1:])
+            for line in archive.read("annotations/images.meta").decode().splitlines()[1:]
+        )
         masks = [m for m in archive.namelist() if m.startswith("masks/")]
         for member in masks:
             with archive.open(member) as handle, Image.open(handle) as mask:
@@ -67,7 +78,11 @@ def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path, method):
     report = export_open_images(source=str(cvat_dir), options=options)
     assert report["image_size"] == "300k" and report["resize_method"] == method.value
     with zipfile.ZipFile(tmp_path / "small.zip") as archive:
-        meta = dict(line.split(" ", 1) for line in archive.read("annotations/images.meta").decode().splitlines() if not line.startswith("#"))
+        meta = dict(
+            line.split(" ", 1)
+            for line in archive.read("annotations/images.meta").decode().splitlines()
+            if not line.startswith("#")
+        )
         for member in (m for m in archive.namelist() if m.startswith("images/")):
             with archive.open(member) as handle, Image.open(handle) as image:
                 assert image.format == "JPEG"
@@ -101,7 +116,12 @@ def test_invalid_rows_fail_the_run_and_publish_nothing(cvat_dir, tmp_path):
         export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
     found = {(f.file, f.row, f.column, f.check) for f in caught.value.failures}
     assert ("annotations/train-annotations-bbox.csv", 3, "XMin", "less_than_or_equal_to(1.0)") in found
-    assert ("annotations/train-annotations-bbox.csv", 3, "LabelName", "LabelName defined in class descriptions") in found
+    assert (
+        "annotations/train-annotations-bbox.csv",
+        3,
+        "LabelName",
+        "LabelName defined in class descriptions",
+    ) in found
     assert not (tmp_path / "ds.zip").exists()
     report = json.loads((tmp_path / "ds.report.json").read_text())
     assert report["status"] == "failed" and report["output"] is None and report["errors_total"] >= 2
@@ -117,18 +137,26 @@ def test_drop_leaves_invalid_rows_out_and_accounts_for_them(cvat_dir, tmp_path):
         assert row["rows_in"] == sum(row["published"].values()) + row["rejected"] + row["not_selected"]
 
 
-@pytest.mark.parametrize(("arguments", "code"), [
-    (["validate", "{good}"], 0),
-    (["validate", "{bad}"], 1),
-    (["validate", "{missing}"], 2),
-    (["export", "{good}", "{out}"], 0),
-    (["export", "{bad}", "{out}"], 1),
-    (["export", "{good}", "{out}", "--subsets", "nosuch"], 2),
-])
+@pytest.mark.parametrize(
+    ("arguments", "code"),
+    [
+        (["validate", "{good}"], 0),
+        (["validate", "{bad}"], 1),
+        (["validate", "{missing}"], 2),
+        (["export", "{good}", "{out}"], 0),
+        (["export", "{bad}", "{out}"], 1),
+        (["export", "{good}", "{out}", "--subsets", "nosuch"], 2),
+    ],
+)
 def test_cli_exit_codes(sample_dirs, tmp_path, arguments, code, capsys):
     _break_a_box(Path(shutil.copytree(sample_dirs["cvat"], tmp_path / "bad")))
     bad = make_archive(tmp_path / "bad", "zip")
-    paths = {"good": str(sample_dirs["cvat"]), "bad": str(bad), "missing": str(tmp_path / "nope.zip"), "out": str(tmp_path / "out")}
+    paths = {
+        "good": str(sample_dirs["cvat"]),
+        "bad": str(bad),
+        "missing": str(tmp_path / "nope.zip"),
+        "out": str(tmp_path / "out"),
+    }
     assert main([a.format(**paths) for a in arguments]) == code
     if code == 1:
         assert "train-annotations-bbox.csv:3 column XMin" in capsys.readouterr().err
@@ -154,7 +182,10 @@ def test_the_log_says_where_and_a_deployment_run_refuses_a_relative_path(cvat_di
     export_open_images(source="cvat", options=options)  # from a shell: relative to where the user is
     assert f"Exporting {tmp_path / 'cvat'} to {tmp_path / 'out' / 'ds.zip'}" in caplog.text
     monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__ID", "00000000-0000-0000-0000-00000000f0a1")  # as in a served run
-    with pytest.raises(UsageError, match=rf"dest 'ui-form-300k' is a relative path: .*\({tmp_path}\)\. "
-                                         rf"Give an absolute path \(such as {tmp_path / 'ui-form-300k'}\) or a URL"):
+    with pytest.raises(
+        UsageError,
+        match=rf"dest 'ui-form-300k' is a relative path: .*\({tmp_path}\)\. "
+        rf"Give an absolute path \(such as {tmp_path / 'ui-form-300k'}\) or a URL",
+    ):
         export_open_images(source=str(cvat_dir), options=ExportOptions(dest="ui-form-300k"))
     assert not (tmp_path / "ui-form-300k").exists()

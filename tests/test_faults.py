@@ -1,4 +1,5 @@
 """Faults: transient S3 errors retried, runs killed mid-way, a full or forbidden DEST, two runs at once."""
+
 from __future__ import annotations
 
 import errno
@@ -14,16 +15,16 @@ from pathlib import Path
 
 import pytest
 import s3fs
+from openimages_etl.flows import export_open_images
 
-from openimages_etl import package
 from openimages_etl.cli import main
 from openimages_etl.errors import PublishError, SourceError, UnreadableFileError, is_transient, storage_error
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import Access, ExportOptions, Location
-from openimages_etl.runlock import export_lock
+from openimages_etl.output import package as package
+from openimages_etl.storage.runlock import export_lock
 
-from .helpers import make_archive
 from .faultproxy import FaultProxy, Rule
+from .helpers import make_archive
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 FAST_RETRIES = {"config_kwargs": {"retries": {"max_attempts": 4, "mode": "standard"}}}
@@ -50,13 +51,22 @@ def _valid_zip(fs: s3fs.S3FileSystem, path: str) -> bool:
         return archive.testzip() is None
 
 
-@pytest.mark.parametrize(("error", "transient"), [
-    (ConnectionResetError(), True), (TimeoutError(), True), (OSError("503 SlowDown"), True),
-    (OSError(errno.ENOSPC, "No space left on device"), False), (PermissionError(), False), (FileNotFoundError(), False),
-    (storage_error(PublishError, "x", ConnectionResetError()), True),
-    (storage_error(PublishError, "x", OSError(errno.EACCES, "denied")), False),
-    (UnreadableFileError("a.csv", 3, "not UTF-8 text"), False), (SourceError("bad"), False), (KeyError("bug"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ConnectionResetError(), True),
+        (TimeoutError(), True),
+        (OSError("503 SlowDown"), True),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (PermissionError(), False),
+        (FileNotFoundError(), False),
+        (storage_error(PublishError, "x", ConnectionResetError()), True),
+        (storage_error(PublishError, "x", OSError(errno.EACCES, "denied")), False),
+        (UnreadableFileError("a.csv", 3, "not UTF-8 text"), False),
+        (SourceError("bad"), False),
+        (KeyError("bug"), False),
+    ],
+)
 def test_only_transient_errors_are_retried(error, transient):
     assert is_transient(error) is transient
 
@@ -67,8 +77,11 @@ def test_transient_s3_faults_are_retried_and_the_run_completes(proxy, s3_bucket,
     fs = _s3(proxy.target)
     fs.put(str(official_dir) + "/", f"{s3_bucket}/src/", recursive=True)
     proxy.rules = [Rule(r".", "mix", every=4)]
-    options = ExportOptions(source=Access(options=_through(proxy)),
-                            dest=Location(url=f"s3://{s3_bucket}/out", options=_through(proxy)), name="ds")
+    options = ExportOptions(
+        source=Access(options=_through(proxy)),
+        dest=Location(url=f"s3://{s3_bucket}/out", options=_through(proxy)),
+        name="ds",
+    )
     report = export_open_images(source=f"s3://{s3_bucket}/src", options=options)
     assert report["status"] == "published"
     assert report["subsets"]["train"] == {"images": 6, "boxes": 12, "labels": 12, "masks": 6}
@@ -90,30 +103,52 @@ def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(pr
     assert state.result()["status"] == "published" and proxy.injected == 5
     assert _valid_zip(_s3(proxy.target), f"{s3_bucket}/out/ds.zip")
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
-                                     sort=TaskRunSort.EXPECTED_START_TIME_ASC, limit=200)
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            limit=200,
+        )
     assert [r.run_count for r in runs if r.name == "zip-ds"] == [2]
 
 
 def _cli(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "openimages_etl.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "openimages_etl.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("step", "pattern"), [
-    ("convert", r"^GET /[^ ]*/src/images/"),
-    ("upload", r"^(PUT|POST) /[^ ]*/out/ds\.zip"),
-    ("report", r"^PUT /[^ ]*/out/ds\.report\.json"),
-])
-def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_completes(step, pattern, proxy, s3_bucket, cvat_dir):
+@pytest.mark.parametrize(
+    ("step", "pattern"),
+    [
+        ("convert", r"^GET /[^ ]*/src/images/"),
+        ("upload", r"^(PUT|POST) /[^ ]*/out/ds\.zip"),
+        ("report", r"^PUT /[^ ]*/out/ds\.report\.json"),
+    ],
+)
+def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_completes(
+    step, pattern, proxy, s3_bucket, cvat_dir
+):
     from prefect.settings import PREFECT_API_URL
 
     fs = _s3(proxy.target)
     fs.put(str(cvat_dir) + "/", f"{s3_bucket}/src/", recursive=True)
     options = json.dumps(_through(proxy))
-    args = ["export", f"s3://{s3_bucket}/src", f"s3://{s3_bucket}/out", "--name", "ds",
-            "--source-options", options, "--dest-options", options]
+    args = [
+        "export",
+        f"s3://{s3_bucket}/src",
+        f"s3://{s3_bucket}/out",
+        "--name",
+        "ds",
+        "--source-options",
+        options,
+        "--dest-options",
+        options,
+    ]
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     proxy.rules = [Rule(pattern, "hold", times=1)]
     run = _cli(args, env)
@@ -124,7 +159,9 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     fs.invalidate_cache()
     left = sorted(p.rsplit("/", 1)[1] for p in fs.ls(f"{s3_bucket}/out")) if fs.exists(f"{s3_bucket}/out") else []
     # A zip is only ever there whole; killed while writing the report, the zip is there and the report is not.
-    assert [n for n in left if n.endswith(".zip") or n.endswith((".json", ".md"))] == (["ds.zip"] if step == "report" else []), left
+    assert [n for n in left if n.endswith(".zip") or n.endswith((".json", ".md"))] == (
+        ["ds.zip"] if step == "report" else []
+    ), left
     if left:
         assert _valid_zip(fs, f"{s3_bucket}/out/ds.zip")
     again = _cli(args, env)
@@ -136,7 +173,9 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
 
 
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])
-def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(fault, cvat_dir, tmp_path, monkeypatch, capsys):
+def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(
+    fault, cvat_dir, tmp_path, monkeypatch, capsys
+):
     def failing_write(archive, *args, **kwargs):  # the fault only: some of the zip's bytes land, then the disk says no
         archive.fp.write(b"x" * 1000)
         raise OSError(fault, os.strerror(fault))
@@ -154,14 +193,19 @@ def test_leftovers_of_a_killed_local_publish_are_removed_by_the_next_run(cvat_di
     (dest / ".ds.zip.part-deadbeef").write_bytes(b"half a zip")
     report = export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(dest), name="ds"))
     assert report["run"]["leftovers_removed"] == 1
-    assert not list(dest.glob(".*")) and {"ds.report.json", "ds.report.md", "ds.zip"} <= {p.name for p in dest.iterdir()}
+    assert not list(dest.glob(".*")) and {"ds.report.json", "ds.report.md", "ds.zip"} <= {
+        p.name for p in dest.iterdir()
+    }
 
 
 @pytest.mark.slow
 def test_two_runs_of_the_same_export_at_once_publish_one_export(cvat_dir, tmp_path):
     source, dest = str(make_archive(cvat_dir, "zip")), str(tmp_path / "dest")
     with ThreadPoolExecutor(2) as pool, export_lock(dest, "ds"):  # held here so that both runs queue behind it
-        futures = [pool.submit(export_open_images, source=source, options=ExportOptions(dest=dest, name="ds")) for _ in range(2)]
+        futures = [
+            pool.submit(export_open_images, source=source, options=ExportOptions(dest=dest, name="ds"))
+            for _ in range(2)
+        ]
         time.sleep(5)
     reports = [future.result() for future in futures]
     assert sorted(r["status"] for r in reports) == ["published", "unchanged"]

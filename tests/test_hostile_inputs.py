@@ -1,4 +1,5 @@
 """The hostile corpus through the readers: each case gets its clear error, nothing lands outside the work dir."""
+
 from __future__ import annotations
 
 import io
@@ -11,15 +12,24 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from openimages_etl import convert, tables
 from openimages_etl.cli import main
 from openimages_etl.config import Limits, ResizeMethod
 from openimages_etl.errors import SourceError, UnreadableFileError, UnsafeSourceError, UsageError
-from openimages_etl.layout import discover
-from openimages_etl.media import MediaError, convert_image, convert_mask
-from openimages_etl.storage import SAFE_ID, SAFE_NAME, DatasetRoot, plain_file_name, safe_id, safe_name, stage_source
-from openimages_etl.tables import iter_batches
-from openimages_etl.validation import build_keys, validate_table
+from openimages_etl.format import tables
+from openimages_etl.format.layout import discover
+from openimages_etl.format.tables import iter_batches
+from openimages_etl.format.validation import build_keys, validate_table
+from openimages_etl.media import convert
+from openimages_etl.media.images import MediaError, convert_image, convert_mask
+from openimages_etl.storage.locations import (
+    SAFE_ID,
+    SAFE_NAME,
+    DatasetRoot,
+    plain_file_name,
+    safe_id,
+    safe_name,
+    stage_source,
+)
 
 from . import hostile
 from .helpers import ANN, make_archive, validate
@@ -112,7 +122,9 @@ def test_bytes_that_are_not_utf8_fail_their_cell_and_nothing_else(case, chunk, c
     table = next(t for t in layout.tables if t.path == f"annotations/{labels.name}")
     check = validate_table(layout, table, build_keys(layout, tmp_path), tmp_path)
     assert check.rows == 12
-    assert {(f.row, f.column) for f in check.failures.samples} == reported  # not also each rule the mangled value breaks
+    assert {
+        (f.row, f.column) for f in check.failures.samples
+    } == reported  # not also each rule the mangled value breaks
     assert {f.check for f in check.failures.samples} <= {tables.NOT_UTF8_CHECK}
 
 
@@ -194,8 +206,27 @@ def test_the_guard_on_values_that_become_file_names(value):
         plain_file_name(value, "export name")
 
 
-@pytest.mark.parametrize("value", [*ESCAPES, "../x", "/abs", "a/../../b", "dir/", "a//b", "a/./b", ".hidden", "dir/.hidden",
-                                   "a\\b", "C:\\x", "bad\0name", "bad\nname", "new\n", "", "\u009bx"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        *ESCAPES,
+        "../x",
+        "/abs",
+        "a/../../b",
+        "dir/",
+        "a//b",
+        "a/./b",
+        ".hidden",
+        "dir/.hidden",
+        "a\\b",
+        "C:\\x",
+        "bad\0name",
+        "bad\nname",
+        "new\n",
+        "",
+        "\u009bx",
+    ],
+)
 def test_the_guard_on_image_ids(value):
     """An ImageID may hold spaces and sub-folders (CVAT frame names), never a way out of its subset's folder."""
     with pytest.raises(UnsafeSourceError, match="ImageID"):
@@ -207,10 +238,14 @@ def test_image_ids_that_try_to_escape_are_row_errors(cvat_dir, tmp_path):
     lines = path.read_text().splitlines()
     hostile_rows = {2: "../x", 3: "/abs", 4: "a/../../b"}
     for line, value in hostile_rows.items():
-        lines[line - 1] = value + lines[line - 1][lines[line - 1].index(","):]
+        lines[line - 1] = value + lines[line - 1][lines[line - 1].index(",") :]
     path.write_text("\n".join(lines) + "\n")
-    found = {(f.row, f.value) for f in validate(cvat_dir, tmp_path / "work")
-             if (f.file, f.column, f.check) == (f"{ANN}/train-images-with-rotation.csv", "ImageID", f"str_matches('{SAFE_ID}')")}
+    found = {
+        (f.row, f.value)
+        for f in validate(cvat_dir, tmp_path / "work")
+        if (f.file, f.column, f.check)
+        == (f"{ANN}/train-images-with-rotation.csv", "ImageID", f"str_matches('{SAFE_ID}')")
+    }
     assert found == {(line, value) for line, value in hostile_rows.items()}
 
 
@@ -220,11 +255,11 @@ def test_values_that_try_to_escape_are_rejected_and_nothing_is_written_outside(c
     images = cvat_dir / "annotations" / "train-images-with-rotation.csv"
     lines = images.read_text().splitlines()
     lines[1] = lines[1].replace(",train,", f",{ESCAPES[0]},", 1)
-    lines[2] = ESCAPES[1] + lines[2][lines[2].index(","):]
+    lines[2] = ESCAPES[1] + lines[2][lines[2].index(",") :]
     images.write_text("\n".join(lines) + "\n")
     segments = cvat_dir / "annotations" / "train-annotations-object-segmentation.csv"
     lines = segments.read_text().splitlines()
-    lines[1] = ESCAPES[2] + lines[1][lines[1].index(","):]
+    lines[1] = ESCAPES[2] + lines[1][lines[1].index(",") :]
     segments.write_text("\n".join(lines) + "\n")
     out = tmp_path / "out"
     assert main(["export", str(make_archive(cvat_dir, "zip")), str(out), "--name", "ds"]) == 1

@@ -1,4 +1,5 @@
 """Incremental re-runs: an unchanged source (archive or folder) exported again with the same parameters publishes nothing."""
+
 from __future__ import annotations
 
 import json
@@ -6,11 +7,11 @@ import os
 import time
 
 import pytest
+from openimages_etl.flows import export_open_images
 
 from openimages_etl.config import ImageSize
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
-from openimages_etl.reuse import source_key
+from openimages_etl.storage.reuse import source_key
 
 from .helpers import make_archive
 
@@ -39,11 +40,20 @@ def test_unchanged_folder_source_is_not_exported_again_and_the_report_says_so(cv
     assert json.loads((tmp_path / "ds.report.json").read_text())["status"] == "published"
 
 
-@pytest.mark.parametrize("change", [pytest.param("options", marks=pytest.mark.slow), "source",
-                                    pytest.param("zip gone", marks=pytest.mark.slow), pytest.param("no reuse", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param("options", marks=pytest.mark.slow),
+        "source",
+        pytest.param("zip gone", marks=pytest.mark.slow),
+        pytest.param("no reuse", marks=pytest.mark.slow),
+    ],
+)
 def test_a_change_means_a_new_export(cvat_dir, tmp_path, change):
     export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="ds"))
-    options = {"image_size": ImageSize.px300k} if change == "options" else {"reuse": False} if change == "no reuse" else {}
+    options = (
+        {"image_size": ImageSize.px300k} if change == "options" else {"reuse": False} if change == "no reuse" else {}
+    )
     if change == "source":
         bbox = cvat_dir / "annotations" / "train-annotations-bbox.csv"
         bbox.write_text("\n".join(bbox.read_text().splitlines()[:-1]) + "\n")

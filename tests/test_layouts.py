@@ -1,4 +1,5 @@
 """Layout variants of format-notes.md: which files are found, with which subsets and headers."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,12 +7,12 @@ from pathlib import Path
 
 import fsspec
 import pytest
-
-from openimages_etl.layout import _classify_table, discover
-from openimages_etl.objects import ARCHIVE_PATTERNS, matches
 from openimages_etl.schemas.kinds import TABLES, TableKind
-from openimages_etl.storage import ARCHIVE_KINDS, DatasetRoot, find_files, stage_source
-from openimages_etl.validation import build_keys
+
+from openimages_etl.format.layout import _classify_table, discover
+from openimages_etl.format.validation import build_keys
+from openimages_etl.storage.locations import ARCHIVE_KINDS, DatasetRoot, find_files, stage_source
+from openimages_etl.storage.objects import ARCHIVE_PATTERNS, matches
 
 from .helpers import make_archive, validate
 
@@ -46,17 +47,22 @@ def test_cvat_page_image_list_name_is_accepted_on_input(cvat_dir, tmp_path):
     assert keys.images_per_subset == {"train": 6, "validation": 3}
 
 
-@pytest.mark.parametrize(("names", "chosen", "header"), [
-    (["class-descriptions-boxable.csv"], "class-descriptions-boxable.csv", False),
-    (["class-descriptions.csv", "class-descriptions-boxable.csv"], "class-descriptions-boxable.csv", False),
-    (["oidv6-class-descriptions.csv", "class-descriptions-boxable.csv"], "oidv6-class-descriptions.csv", True),
-])
+@pytest.mark.parametrize(
+    ("names", "chosen", "header"),
+    [
+        (["class-descriptions-boxable.csv"], "class-descriptions-boxable.csv", False),
+        (["class-descriptions.csv", "class-descriptions-boxable.csv"], "class-descriptions-boxable.csv", False),
+        (["oidv6-class-descriptions.csv", "class-descriptions-boxable.csv"], "oidv6-class-descriptions.csv", True),
+    ],
+)
 def test_class_file_precedence_and_header_detection(cvat_dir, tmp_path, names, chosen, header):
     original = cvat_dir / "annotations" / "class-descriptions.csv"
     body = original.read_text()
     original.unlink()
     for name in names:
-        (cvat_dir / "annotations" / name).write_text(("LabelName,DisplayName\n" if name.startswith("oidv") else "") + body)
+        (cvat_dir / "annotations" / name).write_text(
+            ("LabelName,DisplayName\n" if name.startswith("oidv") else "") + body
+        )
     layout = discover(DatasetRoot(str(cvat_dir)), tmp_path)
     (classes,) = layout.of_kind("classes")
     assert (Path(classes.path).name, classes.header) == (chosen, header)

@@ -4,6 +4,7 @@ What SQLite does under this burst (see SECURITY.md): the 20 simultaneous flow-ru
 ("database is locked", SQLITE_BUSY), which the server answers with a 503 that the client retries and
 does not log by default. The test logs them and counts them (most come from the burst; on a loaded
 machine a few later writes meet the lock too) and checks that the retries absorb every one."""
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from openimages_etl.flows import export_open_images
+
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive
@@ -31,7 +32,9 @@ def prefect_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(prefect_server, cvat_dir, tmp_path, capfd):
+def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(
+    prefect_server, cvat_dir, tmp_path, capfd
+):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import FlowRunSort
@@ -47,7 +50,9 @@ def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(p
     start = threading.Barrier(RUNS)
 
     def run(number: int):
-        with temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}):  # per thread: a context variable
+        with temporary_settings(
+            {PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: CLIENT_RETRIES}
+        ):  # per thread: a context variable
             start.wait()  # all 20 create their flow runs at the same moment
             options = ExportOptions(dest=str(dest), name=f"ds{number % NAMES}")
             return persisted(source=source, options=options, return_state=True)
@@ -59,8 +64,12 @@ def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(p
         elapsed = time.monotonic() - started
         with get_client(sync_client=True) as client:
             ids = [state.state_details.flow_run_id for state in states]
-            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
-                                         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=RUNS, offset=0)
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)),
+                sort=FlowRunSort.EXPECTED_START_TIME_ASC,
+                limit=RUNS,
+                offset=0,
+            )
         for service in (APILogWorker, EventsWorker):  # send what is queued while this server is still up
             service.drain_all(timeout=60, at_exit=False)
     reports = [state.result() for state in states]
@@ -71,6 +80,10 @@ def test_twenty_concurrent_runs_all_complete_and_each_export_is_published_once(p
     in_burst = sum("create_flow_run" in error for error in retried)
     captured = capfd.readouterr()
     with capfd.disabled():
-        print(f"\n{RUNS} concurrent runs completed in {elapsed:.1f} s; {len(retried)} requests met 'database is locked' "
-              f"and were retried, {in_burst} of them flow-run creations of the burst")
-    assert "database is locked" not in captured.out + captured.err  # the retries absorbed every one: nothing reached a run's client
+        print(
+            f"\n{RUNS} concurrent runs completed in {elapsed:.1f} s; {len(retried)} requests met 'database is locked' "
+            f"and were retried, {in_burst} of them flow-run creations of the burst"
+        )
+    assert (
+        "database is locked" not in captured.out + captured.err
+    )  # the retries absorbed every one: nothing reached a run's client

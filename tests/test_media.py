@@ -1,4 +1,5 @@
 """Image and mask conversion on real JPEG/PNG bytes."""
+
 from __future__ import annotations
 
 import io
@@ -9,19 +10,22 @@ import pytest
 from PIL import Image, ImageOps
 
 from openimages_etl.config import ResizeMethod
-from openimages_etl.media import MediaError, convert_image, convert_mask
-from openimages_etl.resize import tfds_size
+from openimages_etl.media.images import MediaError, convert_image, convert_mask
+from openimages_etl.media.resize import tfds_size
 
 from .helpers import noise_jpeg
 
 
-@pytest.mark.parametrize(("width", "height", "target", "expected"), [
-    (640, 480, 300_000, (632, 474)),  # 307,200 px: scaled by sqrt(300000/307200) = 0.988
-    (500, 375, 300_000, (500, 375)),  # smaller: never upscaled
-    (1024, 768, 200_000, (516, 387)),
-    (4000, 2000, 300_000, (775, 387)),
-    (640, 480, None, (640, 480)),
-])
+@pytest.mark.parametrize(
+    ("width", "height", "target", "expected"),
+    [
+        (640, 480, 300_000, (632, 474)),  # 307,200 px: scaled by sqrt(300000/307200) = 0.988
+        (500, 375, 300_000, (500, 375)),  # smaller: never upscaled
+        (1024, 768, 200_000, (516, 387)),
+        (4000, 2000, 300_000, (775, 387)),
+        (640, 480, None, (640, 480)),
+    ],
+)
 def test_tfds_size(width, height, target, expected):
     assert tfds_size(width, height, target) == expected
 
@@ -52,7 +56,9 @@ def _tfds_method(data: bytes, target: int) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), 72])[1], flags=3)
 
 
-@pytest.mark.parametrize(("size", "target"), [((1024, 768), 300_000), ((3264, 2448), 300_000), ((1001, 999), 200_000), ((320, 240), 300_000)])
+@pytest.mark.parametrize(
+    ("size", "target"), [((1024, 768), 300_000), ((3264, 2448), 300_000), ((1001, 999), 200_000), ((320, 240), 300_000)]
+)
 def test_the_tfds_method_gives_tfds_pixels(size, target):
     data = noise_jpeg(*size)
     out, _, height, width = convert_image(data, target, method=ResizeMethod.tfds)

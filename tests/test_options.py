@@ -1,5 +1,6 @@
 """An export's options are declared once (options.py): the CLI's flags, the flows' UI form, the deployments'
 defaults and the incremental flow all come from the model; the limits on untrusted input are read at the edge."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from openimages_etl.deployments import ON_UPLOAD, Settings, build_deployments
+from openimages_etl.flows import export_new_archives, export_open_images, validate_open_images
 from prefect import flow
 from prefect.utilities.callables import parameter_schema
 from pydantic import Field
@@ -14,30 +17,78 @@ from pydantic import Field
 from openimages_etl import cli
 from openimages_etl.cli_flags import add_options, options_of, parsed_options
 from openimages_etl.config import BoxFlag, ImageSize, Limits, OnInvalid, ResizeMethod
-from openimages_etl.deployments import ON_UPLOAD, Settings, build_deployments
 from openimages_etl.errors import InvalidDataError, UsageError
-from openimages_etl.flows import export_new_archives, export_open_images, validate_open_images
-from openimages_etl.media import MediaError, convert_image
-from openimages_etl.objects import canonical_url
+from openimages_etl.media.images import MediaError, convert_image
 from openimages_etl.options import Access, ExportOptions, Location, SelectionSpec, ValidateOptions
+from openimages_etl.storage.objects import canonical_url
 
 from .helpers import noise_jpeg
 
-EVERY_FLAG = ["--source-options", '{"anon": true}', "--source-block", "secret/in", "--dest-options", '{"anon": false}',
-              "--dest-block", "aws-credentials/out", "--name", "ds", "--image-size", "300k", "--resize-method", "tfds",
-              "--subsets", "train,validation", "--per-subset", "--on-invalid", "drop", "--work", "/tmp/work",
-              "--no-reuse",
-              "--classes", "Vehicle, Dog", "--exclude-classes", "Rocket", "--no-subclasses", "--only-matching",
-              "--merge-subclasses", "--per-class", "3", "--max-images", "5", "--seed", "7", "--image-ids", "ids.txt",
-              "--drop-boxes", "group-of,depiction"]
+EVERY_FLAG = [
+    "--source-options",
+    '{"anon": true}',
+    "--source-block",
+    "secret/in",
+    "--dest-options",
+    '{"anon": false}',
+    "--dest-block",
+    "aws-credentials/out",
+    "--name",
+    "ds",
+    "--image-size",
+    "300k",
+    "--resize-method",
+    "tfds",
+    "--subsets",
+    "train,validation",
+    "--per-subset",
+    "--on-invalid",
+    "drop",
+    "--work",
+    "/tmp/work",
+    "--no-reuse",
+    "--classes",
+    "Vehicle, Dog",
+    "--exclude-classes",
+    "Rocket",
+    "--no-subclasses",
+    "--only-matching",
+    "--merge-subclasses",
+    "--per-class",
+    "3",
+    "--max-images",
+    "5",
+    "--seed",
+    "7",
+    "--image-ids",
+    "ids.txt",
+    "--drop-boxes",
+    "group-of,depiction",
+]
 EVERY_OPTION = ExportOptions(
     source=Access(options={"anon": True}, block="secret/in"),
-    dest=Location(url="out", options={"anon": False}, block="aws-credentials/out"), name="ds",
-    image_size=ImageSize.px300k, resize_method=ResizeMethod.tfds, subsets=("train", "validation"), per_subset=True,
-    on_invalid=OnInvalid.drop, work="/tmp/work", reuse=False,
-    selection=SelectionSpec(classes=("Vehicle", "Dog"), exclude_classes=("Rocket",), subclasses=False,
-                            only_matching=True, merge_subclasses=True, per_class=3, max_images=5, seed=7,
-                            image_ids="ids.txt", drop_boxes=(BoxFlag.group_of, BoxFlag.depiction)))
+    dest=Location(url="out", options={"anon": False}, block="aws-credentials/out"),
+    name="ds",
+    image_size=ImageSize.px300k,
+    resize_method=ResizeMethod.tfds,
+    subsets=("train", "validation"),
+    per_subset=True,
+    on_invalid=OnInvalid.drop,
+    work="/tmp/work",
+    reuse=False,
+    selection=SelectionSpec(
+        classes=("Vehicle", "Dog"),
+        exclude_classes=("Rocket",),
+        subclasses=False,
+        only_matching=True,
+        merge_subclasses=True,
+        per_class=3,
+        max_images=5,
+        seed=7,
+        image_ids="ids.txt",
+        drop_boxes=(BoxFlag.group_of, BoxFlag.depiction),
+    ),
+)
 
 
 def _parsed(model, argv: list[str]):
@@ -51,8 +102,14 @@ def _leaves(model, path=()) -> set[tuple[str, ...]]:
     """Every field that holds a value, nested models walked."""
     found = set()
     for name, field in model.model_fields.items():
-        inner = next((a for a in getattr(field.annotation, "__args__", (field.annotation,))
-                      if isinstance(a, type) and hasattr(a, "model_fields")), None)
+        inner = next(
+            (
+                a
+                for a in getattr(field.annotation, "__args__", (field.annotation,))
+                if isinstance(a, type) and hasattr(a, "model_fields")
+            ),
+            None,
+        )
         found |= _leaves(inner, (*path, name)) if inner else {(*path, name)}
     return found
 
@@ -87,16 +144,21 @@ def test_an_option_added_to_the_model_is_a_flag_and_a_form_field():
 
 
 def test_old_flag_spellings_still_work():
-    old = _parsed(ExportOptions, ["src", "out", "--storage-options", '{"anon": true}', "--dest-storage-options", "{}",
-                                  "--work-dir", "/tmp/w"])
+    old = _parsed(
+        ExportOptions,
+        ["src", "out", "--storage-options", '{"anon": true}', "--dest-storage-options", "{}", "--work-dir", "/tmp/w"],
+    )
     assert (old.source.options, old.work.url) == ({"anon": True}, "/tmp/w")
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--drop-boxes", "blurry"], "--drop-boxes: Input should be 'occluded'"),
-    (["--per-class", "-1", "--classes", "Dog"], "--per-class: Input should be greater than or equal to 0"),
-    (["--per-class", "3"], "per_class, only_matching, merge_subclasses and exclude_classes need classes"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--drop-boxes", "blurry"], "--drop-boxes: Input should be 'occluded'"),
+        (["--per-class", "-1", "--classes", "Dog"], "--per-class: Input should be greater than or equal to 0"),
+        (["--per-class", "3"], "per_class, only_matching, merge_subclasses and exclude_classes need classes"),
+    ],
+)
 def test_an_invalid_option_is_a_usage_error_naming_its_flag(argv, message):
     with pytest.raises(UsageError, match=message):
         _parsed(ExportOptions, ["src", "out", *argv])
@@ -116,8 +178,12 @@ def test_the_deployments_defaults_are_options_of_the_model(tmp_path):
 def test_serve_takes_every_export_option(tmp_path):
     args = cli._parser().parse_args(["serve", "s3://b/in/", "s3://b/out", "--cron", "0 2 * * *", *EVERY_FLAG])
     settings = cli._settings(args)
-    assert (settings.options, settings.cron) == (EVERY_OPTION.model_copy(update={"dest": Location(
-        url="s3://b/out", options={"anon": False}, block="aws-credentials/out")}), "0 2 * * *")
+    assert (settings.options, settings.cron) == (
+        EVERY_OPTION.model_copy(
+            update={"dest": Location(url="s3://b/out", options={"anon": False}, block="aws-credentials/out")}
+        ),
+        "0 2 * * *",
+    )
 
 
 def test_library_code_takes_its_limits_and_reads_no_environment(monkeypatch):
@@ -131,8 +197,10 @@ def test_library_code_takes_its_limits_and_reads_no_environment(monkeypatch):
 
 
 def test_importing_media_leaves_pillows_limit_alone():
-    code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import openimages_etl.media; "
-            "print(Image.MAX_IMAGE_PIXELS == before)")
+    code = (
+        "from PIL import Image; before = Image.MAX_IMAGE_PIXELS; import openimages_etl.media.images; "
+        "print(Image.MAX_IMAGE_PIXELS == before)"
+    )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert shown.strip() == "True"
 

@@ -1,5 +1,6 @@
 """End to end: a real Prefect server, moto's S3 on 127.0.0.1, `openimages-etl serve`, and the three ways a run starts:
 the UI's custom-run form, the cron schedule, and an uploaded archive (through the watcher or the relay)."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,11 @@ import fsspec
 import httpx
 import pytest
 
-from openimages_etl.events import OBJECT_CREATED
 from openimages_etl.options import ExportOptions
+from openimages_etl.production.events import OBJECT_CREATED
 
-from .helpers import free_port, make_archive
 from .e2e import PrefectREST, client_env, running, start, wait_for
+from .helpers import free_port, make_archive
 
 pytestmark = pytest.mark.slow
 CRON = "0 3 * * *"
@@ -50,8 +51,11 @@ def api(prefect_server) -> PrefectREST:
 @pytest.fixture(scope="module")
 def served(prefect_server, api, bucket, home):
     """`openimages-etl serve` for the bucket's incoming/ prefix, until the module's tests are done."""
-    with running(["openimages-etl", "serve", f"s3://{bucket}/incoming/", f"s3://{bucket}/exports", "--cron", CRON],
-                 client_env(prefect_server, home), home / "serve.log"):
+    with running(
+        ["openimages-etl", "serve", f"s3://{bucket}/incoming/", f"s3://{bucket}/exports", "--cron", CRON],
+        client_env(prefect_server, home),
+        home / "serve.log",
+    ):
         yield wait_for(lambda: _deployments(api), 120, "the served deployments")
 
 
@@ -72,13 +76,18 @@ def _put(local: Path, url: str) -> float:
 
 def _timeline(api: PrefectREST, run: dict, uploaded: float, published: float) -> str:
     """Where the seconds from upload to published zip went, from the server's own timestamps."""
+
     def at(stamp: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
     [event] = api.events(OBJECT_CREATED, run["parameters"]["source"])
     run = api.run(run["id"])
-    marks = [("event received", at(event["received"])), ("run created", at(run["created"])),
-             ("run started", at(run["start_time"])), ("zip published", published)]
+    marks = [
+        ("event received", at(event["received"])),
+        ("run created", at(run["created"])),
+        ("run started", at(run["start_time"])),
+        ("zip published", published),
+    ]
     steps, last = [], uploaded
     for label, stamp in marks:
         steps.append(f"{label} +{stamp - last:.1f}")
@@ -118,14 +127,22 @@ def test_the_ui_form_is_typed_described_and_checked(served, api, bucket, archive
     assert schema["definitions"]["OnInvalid"]["enum"] == ["fail", "drop"]
     assert schema["definitions"]["BoxFlag"]["enum"] == ["occluded", "truncated", "group-of", "depiction", "inside"]
     assert schema["definitions"]["ResizeMethod"]["enum"] == ["fast", "tfds"]
-    assert (options["properties"]["resize_method"]["$ref"], options["properties"]["resize_method"]["default"]) == ("#/definitions/ResizeMethod", "fast")
+    assert (options["properties"]["resize_method"]["$ref"], options["properties"]["resize_method"]["default"]) == (
+        "#/definitions/ResizeMethod",
+        "fast",
+    )
     assert options["properties"]["image_size"]["$ref"] == "#/definitions/ImageSize"
-    assert (options["properties"]["image_size"]["default"], options["properties"]["per_subset"]["default"]) == ("original", False)
+    assert (options["properties"]["image_size"]["default"], options["properties"]["per_subset"]["default"]) == (
+        "original",
+        False,
+    )
     assert deployment["parameters"] == {"options": {"dest": {"url": f"s3://{bucket}/exports"}}}
     assert deployment["enforce_parameter_schema"] and deployment["global_concurrency_limit"]["limit"] == 1
 
     prefilled = deployment["parameters"]["options"]  # what the form shows; a run's options replace them as a whole
-    refused = api.create_run(deployment["id"], {"source": "s3://x/y.zip", "options": {**prefilled, "image_size": "999k"}})
+    refused = api.create_run(
+        deployment["id"], {"source": "s3://x/y.zip", "options": {**prefilled, "image_size": "999k"}}
+    )
     assert refused.status_code == 409 and "999k" in refused.text  # rejected before any run exists
 
     source = f"s3://{bucket}/uploads/form.zip"
@@ -158,7 +175,9 @@ def _the_one_run(api: PrefectREST, served: dict, url: str) -> dict:
     return run
 
 
-def test_an_upload_seen_by_the_watcher_is_exported_once(served, api, prefect_server, bucket, archive, home, tmp_path, capsys):
+def test_an_upload_seen_by_the_watcher_is_exported_once(
+    served, api, prefect_server, bucket, archive, home, tmp_path, capsys
+):
     state, url = tmp_path / "watch.json", f"s3://{bucket}/incoming/watched.zip"
     command = ["openimages-etl", "watch", f"s3://{bucket}/incoming", "--pattern", "*.zip", "--state", str(state)]
     with running([*command, "--interval", "1"], client_env(prefect_server, home), home / "watch.log"):
@@ -175,12 +194,19 @@ def test_an_upload_seen_by_the_watcher_is_exported_once(served, api, prefect_ser
 
 def test_a_notification_posted_twice_gives_one_export(served, api, prefect_server, bucket, archive, home, capsys):
     port, url = free_port(), f"s3://{bucket}/incoming/notified.zip"
-    with running(["openimages-etl", "relay", "--port", str(port)], client_env(prefect_server, home), home / "relay.log"):
+    with running(
+        ["openimages-etl", "relay", "--port", str(port)], client_env(prefect_server, home), home / "relay.log"
+    ):
         wait_for(lambda: _answers(f"http://127.0.0.1:{port}/"), 60, "the relay")
         uploaded = _put(archive, url)
         etag = fsspec.filesystem("s3").info(url)["ETag"].strip('"')
-        record = {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket},
-                  "object": {"key": "incoming/notified.zip", "size": archive.stat().st_size, "eTag": etag}}}
+        record = {
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": bucket},
+                "object": {"key": "incoming/notified.zip", "size": archive.stat().st_size, "eTag": etag},
+            },
+        }
         for _ in range(2):  # S3 delivers at least once: the same notification may come twice
             answer = httpx.post(f"http://127.0.0.1:{port}/", json={"Records": [record]}, timeout=30)
             assert answer.json() == {"emitted": [url]}

@@ -1,20 +1,30 @@
 """Progress: rows, images and bytes counted as they go; bars on a terminal only."""
+
 from __future__ import annotations
 
 import io
 import re
 import time
-
 from unittest.mock import patch
 
 import pytest
 from rich.console import Console
 
-from openimages_etl import tables
-from openimages_etl.layout import CsvFile
-from openimages_etl.progress import CONVERT, UPLOAD, VALIDATE, UploadProgress, advance, counted, listening, terminal_progress, track_rows
-from openimages_etl.storage import publish_file
-from openimages_etl.tables import iter_batches, rows_estimate
+from openimages_etl.format import tables as tables
+from openimages_etl.format.layout import CsvFile
+from openimages_etl.format.tables import iter_batches, rows_estimate
+from openimages_etl.progress import (
+    CONVERT,
+    UPLOAD,
+    VALIDATE,
+    UploadProgress,
+    advance,
+    counted,
+    listening,
+    terminal_progress,
+    track_rows,
+)
+from openimages_etl.storage.locations import publish_file
 
 
 class Tally:

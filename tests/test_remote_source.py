@@ -1,5 +1,6 @@
 """Workers read the source where it is: a remote zip by range reads, a tar staged once into the work area (any
 fsspec URL), each CSV copied only by the process that scans it, for as long as it does (issue 13 §3)."""
+
 from __future__ import annotations
 
 import os
@@ -8,10 +9,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from openimages_etl.csvcopy import csv_copies, local_csv
-from openimages_etl.layout import discover
-from openimages_etl.storage import stage_source
-from openimages_etl.validation import build_keys, validate_table
+from openimages_etl.format.csvcopy import csv_copies, local_csv
+from openimages_etl.format.layout import discover
+from openimages_etl.format.validation import build_keys, validate_table
+from openimages_etl.storage.locations import stage_source
 
 from .helpers import make_archive
 
@@ -20,7 +21,9 @@ def _verdicts(root, work: Path) -> dict[str, tuple[int, int]]:
     with csv_copies():
         layout = discover(root, work / "index")
         keys = build_keys(layout, work)
-        return {t.path: (c.rows, c.failures.total) for t in layout.tables for c in [validate_table(layout, t, keys, work)]}
+        return {
+            t.path: (c.rows, c.failures.total) for t in layout.tables for c in [validate_table(layout, t, keys, work)]
+        }
 
 
 def test_a_remote_zip_is_read_in_place_and_validates_as_the_folder(cvat_dir, s3_bucket, tmp_path):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from openimages_etl.errors import Failure
-from openimages_etl.failures import FailureSummary
-from openimages_etl.report import Pictures, RunReport, build_report, read_report, to_json
-from openimages_etl.report_pages import (
+from openimages_etl.format.failures import FailureSummary
+from openimages_etl.report.model import Pictures, RunReport, build_report, read_report, to_json
+from openimages_etl.report.pages import (
     SECTIONS,
     Code,
     Facts,

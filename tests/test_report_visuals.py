@@ -1,4 +1,5 @@
 """The run report's pictures: boxes, masks and rotations land on the right pixels; files, HTML, failed runs, inspect."""
+
 from __future__ import annotations
 
 import base64
@@ -11,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
 from PIL import Image
 
-from openimages_etl.charts import DPI
 from openimages_etl.cli import main
 from openimages_etl.errors import InvalidDataError
-from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
 from openimages_etl.options import ExportOptions
-from openimages_etl.report_visuals import export_visuals
-from openimages_etl.visuals import CAPTION, GAP, HEADER, MASK_ALPHA, TILE, class_colour, tile_origin
+from openimages_etl.report.charts import DPI
+from openimages_etl.report.pictures import export_visuals
+from openimages_etl.report.visuals import CAPTION, GAP, HEADER, MASK_ALPHA, TILE, class_colour, tile_origin
 
 LABEL = "/m/0k4j"
 GREY, BLUE = (128, 128, 128), (0, 0, 255)
@@ -43,9 +44,10 @@ def _synthetic_export(path: Path, mask_box: bool = True) -> Path:
         "class-descriptions.csv": f"{LABEL},Car\r\n",
         "train-images-with-rotation.csv": "ImageID,Subset,Rotation\r\naaaa,train,0.0\r\nbbbb,train,90.0\r\n",
         "train-annotations-bbox.csv": "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\r\n"
-                                      + (f"aaaa,xclick,{LABEL},1,0.25,0.75,0.25,0.75,0,0,0,0,0\r\n" if mask_box else "") + f"bbbb,xclick,{LABEL},1,0.0,0.25,0.0,0.5,0,0,0,0,0\r\n",
+        + (f"aaaa,xclick,{LABEL},1,0.25,0.75,0.25,0.75,0,0,0,0,0\r\n" if mask_box else "")
+        + f"bbbb,xclick,{LABEL},1,0.0,0.25,0.0,0.5,0,0,0,0,0\r\n",
         "train-annotations-object-segmentation.csv": "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\r\n"
-                                                     f"aaaa_m0k4j_0.png,aaaa,{LABEL},0,{'0.5,1,0,1' if mask_box else ',,,'},,\r\n",
+        f"aaaa_m0k4j_0.png,aaaa,{LABEL},0,{'0.5,1,0,1' if mask_box else ',,,'},,\r\n",
     }
     with zipfile.ZipFile(path, "w") as archive:
         for name, text in rows.items():
@@ -97,7 +99,9 @@ def test_a_mask_without_box_is_drawn_as_the_mask_alone(tmp_path, capsys):
     tinted = (colour * round(255 * MASK_ALPHA) + np.array(GREY) * (255 - round(255 * MASK_ALPHA))) / 255
     x, y = tile_origin(0, 2)
     y += 60
-    assert (abs(sheet[y + 60, x + 60] - GREY) <= 1).all() and (abs(sheet[y + 89, x + 100] - GREY) <= 1).all()  # no box inferred
+    assert (abs(sheet[y + 60, x + 60] - GREY) <= 1).all() and (
+        abs(sheet[y + 89, x + 100] - GREY) <= 1
+    ).all()  # no box inferred
     assert (abs(sheet[y + 60, x + 150] - tinted) <= 2).all() and (abs(sheet[y + 110, x + 200] - tinted) <= 2).all()
     assert {"box-sizes.png", "boxes-per-image.png"} <= set(visuals)
     assert main(["inspect", str(source), "--charts-dir", str(tmp_path / "charts")]) == 0
@@ -143,8 +147,18 @@ def test_export_publishes_pictures_html_and_progress(cvat_dir, tmp_path, capsys)
     out = tmp_path / "out"
     report = json.loads((out / "ds.report.json").read_text())
     files = [p["file"] for p in report["pictures"]["files"]]
-    assert files == [f"ds.report/{name}" for name in ("contact-train.png", "contact-validation.png", "classes-train.png",
-                                                       "classes-validation.png", "box-sizes.png", "boxes-per-image.png", "image-labels.png")]
+    assert files == [
+        f"ds.report/{name}"
+        for name in (
+            "contact-train.png",
+            "contact-validation.png",
+            "classes-train.png",
+            "classes-validation.png",
+            "box-sizes.png",
+            "boxes-per-image.png",
+            "image-labels.png",
+        )
+    ]
     markdown = (out / "ds.report.md").read_text()
     for name in files:
         assert f"]({name})" in markdown
@@ -158,7 +172,9 @@ def test_export_publishes_pictures_html_and_progress(cvat_dir, tmp_path, capsys)
     page = (out / "ds.report.html").read_text()
     parser = _Resources()
     parser.feed(page)
-    assert len(parser.found) == len(files) and all(tag == "img" and value.startswith("data:image/png;base64,") for tag, _, value in parser.found)
+    assert len(parser.found) == len(files) and all(
+        tag == "img" and value.startswith("data:image/png;base64,") for tag, _, value in parser.found
+    )
     assert "<td>train</td>" in page
     progress, summary = _artifacts("openimages-ds-conversion", "openimages-ds-report")
     assert progress["type"] == "progress" and float(progress["data"]) == 100.0
@@ -189,7 +205,10 @@ def test_failed_run_shows_failing_rows_and_thumbnails_of_the_failing_files(cvat_
         assert sheet.size == (GAP + 2 * (TILE + GAP), HEADER + TILE + CAPTION + GAP)
     markdown = (tmp_path / "ds.report.md").read_text()
     line = next(e["row"] for e in report["errors"] if e["value"] == mask.name)
-    assert re.search(rf"\| `annotations/validation-annotations-object-segmentation.csv` \| {line} \| MaskPath \| mask has no object pixel", markdown)
+    assert re.search(
+        rf"\| `annotations/validation-annotations-object-segmentation.csv` \| {line} \| MaskPath \| mask has no object pixel",
+        markdown,
+    )
     assert f"| `images/train/{broken_image.name}` |" in markdown
     page = (tmp_path / "ds.report.html").read_text()
     assert "First failing rows of each check" in page and mask.name in page
@@ -207,6 +226,12 @@ def test_inspect_prints_counts_and_charts_without_exporting(request, layout, exp
     assert re.search(r"^validation\s+3\s+6\s+3\s+3\s+3$", text, re.M)
     assert re.search(r"^Person\s+/m/01g317\s+\d+\s+\d+\s+\d+$", text, re.M)
     charts = sorted(p.name for p in (tmp_path / "charts").iterdir())
-    assert charts == ["box-sizes.png", "boxes-per-image.png", "classes-train.png", "classes-validation.png", "image-labels.png"]
+    assert charts == [
+        "box-sizes.png",
+        "boxes-per-image.png",
+        "classes-train.png",
+        "classes-validation.png",
+        "image-labels.png",
+    ]
     assert all(f"{tmp_path / 'charts' / name}" in text for name in charts)
     assert not list(source.parent.glob("*.zip"))

@@ -1,21 +1,44 @@
 """Each pandera model on good and bad rows, through the same typing step the pipeline uses."""
+
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from openimages_etl.tables import LINE, check_batch, typed
+from openimages_etl.format.tables import LINE, check_batch, typed
 
 GOOD = {
     "classes": {"LabelName": "/m/01g317", "DisplayName": "Person"},
     "images": {"ImageID": "000002b66c9c498e", "Subset": "train", "OriginalSize": "2038323", "Rotation": "90.0"},
-    "boxes": {"ImageID": "000002b66c9c498e", "Source": "xclick", "LabelName": "/m/01g317", "Confidence": "1",
-              "XMin": "0.0125", "XMax": "0.195312", "YMin": "0.148438", "YMax": "0.5875", "IsOccluded": "0",
-              "IsTruncated": "1", "IsGroupOf": "0", "IsDepiction": "-1", "IsInside": "0", "XClick1X": "-1"},
+    "boxes": {
+        "ImageID": "000002b66c9c498e",
+        "Source": "xclick",
+        "LabelName": "/m/01g317",
+        "Confidence": "1",
+        "XMin": "0.0125",
+        "XMax": "0.195312",
+        "YMin": "0.148438",
+        "YMax": "0.5875",
+        "IsOccluded": "0",
+        "IsTruncated": "1",
+        "IsGroupOf": "0",
+        "IsDepiction": "-1",
+        "IsInside": "0",
+        "XClick1X": "-1",
+    },
     "labels": {"ImageID": "000002b66c9c498e", "Source": "verification", "LabelName": "/m/014j1m", "Confidence": "0"},
-    "masks": {"MaskPath": "000002b66c9c498e_m01g317_0a4b1e4c.png", "ImageID": "000002b66c9c498e", "LabelName": "/m/01g317",
-              "BoxID": "0a4b1e4c", "BoxXMin": "0.1", "BoxXMax": "0.2", "BoxYMin": "0.3", "BoxYMax": "0.4",
-              "PredictedIoU": "0.86", "Clicks": "0.1 0.2 1;0.3 0.4 0"},
+    "masks": {
+        "MaskPath": "000002b66c9c498e_m01g317_0a4b1e4c.png",
+        "ImageID": "000002b66c9c498e",
+        "LabelName": "/m/01g317",
+        "BoxID": "0a4b1e4c",
+        "BoxXMin": "0.1",
+        "BoxXMax": "0.2",
+        "BoxYMin": "0.3",
+        "BoxYMax": "0.4",
+        "PredictedIoU": "0.86",
+        "Clicks": "0.1 0.2 1;0.3 0.4 0",
+    },
 }
 
 # (kind, changes to the good row, expected (column, check) among the failures)
@@ -74,4 +97,5 @@ def test_mask_box_columns_all_empty_pass_and_partly_empty_name_each_empty_column
     empty = dict.fromkeys(["BoxXMin", "BoxXMax", "BoxYMin", "BoxYMax"], "")
     assert _failures("masks", {**GOOD["masks"], **empty}) == set()  # an ungrouped mask, as Datumaro writes it
     assert _failures("masks", {**GOOD["masks"], **empty, "BoxXMax": "0.2"}) == {
-        (column, "all four box columns set, or none") for column in ("BoxXMin", "BoxYMin", "BoxYMax")}
+        (column, "all four box columns set, or none") for column in ("BoxXMin", "BoxYMin", "BoxYMax")
+    }

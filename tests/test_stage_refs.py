@@ -1,5 +1,6 @@
 """Stages hand each other references to what they wrote, in a work area that may be any fsspec location: packaging
 writes exactly the referenced files or nothing, and a local, memory:// or S3 work area publishes the same zip."""
+
 from __future__ import annotations
 
 import zipfile
@@ -8,12 +9,12 @@ from types import SimpleNamespace
 
 import fsspec
 import pytest
+from openimages_etl.flows.stages import ExportJob
+from openimages_etl.tasks import convert as convert_tasks
 
 from openimages_etl.cli import main
 from openimages_etl.options import ExportOptions
-from openimages_etl.flows.stages import ExportJob
-from openimages_etl.runlock import WORK_PREFIX, remove_leftovers, run_work_dir
-from openimages_etl.tasks import convert as convert_tasks
+from openimages_etl.storage.runlock import WORK_PREFIX, remove_leftovers, run_work_dir
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -21,11 +22,15 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def _members(zip_path: Path | str, storage_options: dict | None = None) -> dict[str, bytes]:
     with fsspec.open(str(zip_path), "rb", **(storage_options or {})) as handle, zipfile.ZipFile(handle) as archive:
         assert archive.testzip() is None
-        return {name: archive.read(name) for name in archive.namelist()}  # the content (zipfile's writestr stamps the time)
+        return {
+            name: archive.read(name) for name in archive.namelist()
+        }  # the content (zipfile's writestr stamps the time)
 
 
 @pytest.mark.parametrize("fault", ["deleted", "truncated"])
-def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published(fault, cvat_dir, tmp_path, monkeypatch, capsys):
+def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published(
+    fault, cvat_dir, tmp_path, monkeypatch, capsys
+):
     convert = convert_tasks.convert_image_batch
 
     def losing_its_shard(*args, **kwargs):  # the fault only: the batch's shard goes, or is cut short, once it returned
@@ -49,9 +54,24 @@ def local_export(cvat_dir, tmp_path) -> dict[str, bytes]:
 
 
 def test_a_memory_work_area_publishes_the_same_zip_and_is_removed(local_export, cvat_dir, tmp_path):
-    assert main(["export", str(cvat_dir), str(tmp_path / "out"), "--name", "ds", "--per-subset",
-                 "--work-dir", "memory://stage-refs/work"]) == 0
-    assert list(_members(tmp_path / "out" / "ds.zip").items()) == list(local_export.items())  # same members, order, bytes
+    assert (
+        main(
+            [
+                "export",
+                str(cvat_dir),
+                str(tmp_path / "out"),
+                "--name",
+                "ds",
+                "--per-subset",
+                "--work-dir",
+                "memory://stage-refs/work",
+            ]
+        )
+        == 0
+    )
+    assert list(_members(tmp_path / "out" / "ds.zip").items()) == list(
+        local_export.items()
+    )  # same members, order, bytes
     assert _members(tmp_path / "out" / "ds-train.zip") == _members(tmp_path / "local" / "ds-train.zip")
     assert fsspec.filesystem("memory").find("/stage-refs") == []
 
@@ -62,14 +82,23 @@ def test_an_s3_work_area_and_destination_publish_the_same_zip(local_export, cvat
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     assert list(_members(f"{dest}/ds.zip").items()) == list(local_export.items())  # streamed into a multipart upload
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(dest)) == [
-        "ds-train.zip", "ds-validation.zip", "ds.report", "ds.report.html", "ds.report.json", "ds.report.md", "ds.zip"]
+        "ds-train.zip",
+        "ds-validation.zip",
+        "ds.report",
+        "ds.report.html",
+        "ds.report.json",
+        "ds.report.md",
+        "ds.zip",
+    ]
     assert not fs.exists(f"{s3_bucket}/work") or fs.find(f"{s3_bucket}/work") == []
 
 
 def test_on_a_dask_scheduler_the_work_area_is_under_dest_and_a_killed_runs_is_removed_by_the_next():
     job = ExportJob.read("/data/ds.zip", ExportOptions(dest="memory://stage-refs-dest/out"), {})
     assert job.work_location(SimpleNamespace(address="tcp://scheduler:8786")) == (
-        f"memory://stage-refs-dest/out/{WORK_PREFIX}/ds", job.dest_options)
+        f"memory://stage-refs-dest/out/{WORK_PREFIX}/ds",
+        job.dest_options,
+    )
     assert job.work_location(SimpleNamespace(address=None)) == (None, {})  # a local cluster: a local temporary folder
     fs = fsspec.filesystem("memory")
     left = run_work_dir("memory://stage-refs-dest/out", "ds") + "/run-1/keys/images.parquet"
@@ -79,4 +108,3 @@ def test_on_a_dask_scheduler_the_work_area_is_under_dest_and_a_killed_runs_is_re
     assert len(remove_leftovers("memory://stage-refs-dest/out", "ds", {})) == 2
     assert fs.find("/stage-refs-dest") == [f"/stage-refs-dest/out/{WORK_PREFIX}/other/run-2/x"]
     fs.rm("/stage-refs-dest", recursive=True)
-

@@ -1,4 +1,5 @@
 """Sources and destinations on real endpoints: S3 (moto server on 127.0.0.1) and fsspec's memory file system."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import zipfile
 import fsspec
 import httpx
 import pytest
+from openimages_etl.flows import export_open_images
 from prefect.settings import PREFECT_API_URL
 
-from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive
@@ -25,8 +26,15 @@ def test_s3_source_and_destination(cvat_dir, s3_bucket, tmp_path):
     assert report["output"] == f"s3://{s3_bucket}/exports/team-a.zip"
     s3.invalidate_cache()
     names = sorted(p.rsplit("/", 1)[1] for p in s3.ls(f"{s3_bucket}/exports"))
-    assert names == ["team-a-train.zip", "team-a-validation.zip", "team-a.report", "team-a.report.html", "team-a.report.json",
-                     "team-a.report.md", "team-a.zip"]
+    assert names == [
+        "team-a-train.zip",
+        "team-a-validation.zip",
+        "team-a.report",
+        "team-a.report.html",
+        "team-a.report.json",
+        "team-a.report.md",
+        "team-a.zip",
+    ]
     assert "contact-train.png" in [p.rsplit("/", 1)[1] for p in s3.ls(f"{s3_bucket}/exports/team-a.report")]
     s3.get_file(f"{s3_bucket}/exports/team-a.zip", str(tmp_path / "got.zip"))
     with zipfile.ZipFile(tmp_path / "got.zip") as archive:
@@ -47,7 +55,11 @@ def test_s3_folder_source_tar_and_memory_destination(official_dir, s3_bucket):
 def test_the_run_leaves_report_artifacts(cvat_dir, tmp_path):
     export_open_images(source=str(cvat_dir), options=ExportOptions(dest=str(tmp_path), name="Team B"))
     api = PREFECT_API_URL.value()
-    found = httpx.post(f"{api}/artifacts/latest/filter", json={"limit": 50, "sort": "CREATED_DESC"}).raise_for_status().json()
+    found = (
+        httpx.post(f"{api}/artifacts/latest/filter", json={"limit": 50, "sort": "CREATED_DESC"})
+        .raise_for_status()
+        .json()
+    )
     artifacts = {a["key"]: a for a in found}
     assert "openimages-team-b-report" in artifacts and "openimages-team-b-counts" in artifacts
     assert "| train | 6 | 12 | 12 | 6 |" in artifacts["openimages-team-b-report"]["data"]

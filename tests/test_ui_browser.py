@@ -6,6 +6,7 @@ a failed run's report shows its first failing rows and the failing files; the Cu
 parameter with its description, and the choices of the enums. Screenshots go to the test's temporary folder;
 with OPENIMAGES_ETL_DOCS_SCREENSHOTS=docs the report's also goes there, for the README.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,15 @@ from .e2e import BIN, PrefectREST, client_env, running, wait_for
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it): Playwright's own download is not reachable
 # Without the background-networking flags chromium keeps calling Google's hosts, which a closed network refuses.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 UIS = {"v1": "", "v2": "/v2"}
 LOADED = "img => img.complete && img.naturalWidth"
 
@@ -34,23 +42,41 @@ def runs(prefect_server, sample_dirs, tmp_path_factory) -> dict:
     """The demo and a failed export run against the server from a shell, and `serve` running for the form."""
     base = tmp_path_factory.mktemp("ui")
     env = client_env(prefect_server, base)
-    demo = subprocess.run([str(BIN / "openimages-etl"), "demo", "--dir", str(base / "demo")], env=env, capture_output=True, text=True)
+    demo = subprocess.run(
+        [str(BIN / "openimages-etl"), "demo", "--dir", str(base / "demo")], env=env, capture_output=True, text=True
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     broken = Path(shutil.copytree(sample_dirs["cvat"], base / "broken"))
     sorted((broken / "images" / "train").iterdir())[0].write_bytes(b"not a jpeg")
     empty_mask = sorted((broken / "masks" / "validation").iterdir())[0]
     Image.new("L", (64, 48), 0).save(empty_mask, "PNG")  # a mask with no object pixel fails its row
-    failed = subprocess.run([str(BIN / "openimages-etl"), "export", str(broken), str(base / "failed"), "--name", "broken"],
-                            env=env, capture_output=True, text=True)
+    failed = subprocess.run(
+        [str(BIN / "openimages-etl"), "export", str(broken), str(base / "failed"), "--name", "broken"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert failed.returncode == 1, failed.stderr[-3000:]
     api = PrefectREST(prefect_server)
     (base / "serving").mkdir()
-    with running(["openimages-etl", "serve", str(base / "incoming"), str(base / "exports")], env, base / "serve.log", base / "serving"):
+    with running(
+        ["openimages-etl", "serve", str(base / "incoming"), str(base / "exports")],
+        env,
+        base / "serve.log",
+        base / "serving",
+    ):
         adhoc = wait_for(lambda: _deployment(api), 120, "the served deployments")
-        yield {"origin": prefect_server.removesuffix("/api"), "api": api, "adhoc": adhoc, "base": base,
-               "zip": base / "demo" / "export" / "sample-openimages.zip",
-               "report": _artifact(api, "openimages-sample-openimages-report"), "zip_note": _artifact(api, "openimages-sample-openimages-zip"),
-               "failed": _artifact(api, "openimages-broken-report"), "empty_mask": empty_mask.name}
+        yield {
+            "origin": prefect_server.removesuffix("/api"),
+            "api": api,
+            "adhoc": adhoc,
+            "base": base,
+            "zip": base / "demo" / "export" / "sample-openimages.zip",
+            "report": _artifact(api, "openimages-sample-openimages-report"),
+            "zip_note": _artifact(api, "openimages-sample-openimages-zip"),
+            "failed": _artifact(api, "openimages-broken-report"),
+            "empty_mask": empty_mask.name,
+        }
 
 
 def _deployment(api: PrefectREST) -> dict | None:
@@ -171,7 +197,9 @@ def _choices(page: Page, ui: str, name: str) -> list[str]:
     """Open the parameter's drop-down and read its options."""
     if ui == "v1":
         # the innermost property with that label: the nested `options` form holds the field
-        field = page.locator(".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)).last
+        field = page.locator(
+            ".schema-form-property", has=page.locator(".schema-form-property__label", has_text=name)
+        ).last
         field.locator(".p-select-button__control").focus()
         page.keyboard.press("ArrowDown")  # a mouse click can toggle it shut again; the keyboard opens it
     else:
@@ -190,8 +218,10 @@ def test_a_form_run_with_a_relative_dest_is_refused_with_the_absolute_path(runs,
     assert created.status_code == 201, created.text
     run = runs["api"].wait_finished(created.json()["id"])
     serving = runs["base"] / "serving"
-    message = f"dest 'ui-form-300k' is a relative path: this run would resolve it against the folder its worker or serve " \
-              f"process started in ({serving}). Give an absolute path (such as {serving / 'ui-form-300k'}) or a URL."
+    message = (
+        f"dest 'ui-form-300k' is a relative path: this run would resolve it against the folder its worker or serve "
+        f"process started in ({serving}). Give an absolute path (such as {serving / 'ui-form-300k'}) or a URL."
+    )
     assert run["state"]["type"] == "FAILED" and message in run["state"]["message"]
     assert not (serving / "ui-form-300k").exists()
     _open(page, runs, "v2", f"/runs/flow-run/{run['id']}", "is a relative path")  # the run's page says why

@@ -93,7 +93,11 @@ def _mask_extent(mask: np.ndarray):
     return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
-_IMAGE_LIST_PATTERNS = ("image_ids_and_rotation.csv", "*-images-with-rotation.csv", "*-images-with-labels-with-rotation.csv")
+_IMAGE_LIST_PATTERNS = (
+    "image_ids_and_rotation.csv",
+    "*-images-with-rotation.csv",
+    "*-images-with-labels-with-rotation.csv",
+)
 
 
 def cvat_image_meta(dataset_dir: str, frame_sizes: dict) -> dict | None:
@@ -137,8 +141,9 @@ def sizes_with_image_files(dataset_dir: str) -> dict:
     return meta
 
 
-def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | None = None,
-              sizes_from_files: bool = False) -> dict:
+def summarize(
+    dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | None = None, sizes_from_files: bool = False
+) -> dict:
     import datumaro as dm
     from datumaro.components.annotation import AnnotationType
 
@@ -204,7 +209,16 @@ def summarize(dataset_dir: str, fmt: str = "open_images", frame_sizes: dict | No
             boxes_by_group = {b["group"]: [b["x"], b["y"], b["w"], b["h"]] for b in bboxes if b["group"]}
             for mask in masks:
                 mask["box"] = boxes_by_group.get(mask["group"]) if mask["group"] else None
-            bboxes.sort(key=lambda b: (str(b["label"]), b["x"], b["y"], b["w"], b["h"], json.dumps(b["attributes"], sort_keys=True)))
+            bboxes.sort(
+                key=lambda b: (
+                    str(b["label"]),
+                    b["x"],
+                    b["y"],
+                    b["w"],
+                    b["h"],
+                    json.dumps(b["attributes"], sort_keys=True),
+                )
+            )
             labels.sort(key=lambda a: (str(a["label"]), json.dumps(a["attributes"], sort_keys=True)))
             masks.sort(key=lambda m: (str(m["label"]), json.dumps(m["attributes"], sort_keys=True), m["bbox"] or []))
             items.append(
@@ -238,13 +252,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cvat-frame-sizes",
         metavar="JSON",
-        help='emulate importing into a CVAT task whose frames have these sizes: a JSON file '
+        help="emulate importing into a CVAT task whose frames have these sizes: a JSON file "
         '{"<ImageID>": [height, width]}. As CVAT does, it is used only when the archive has no '
         "annotations/images.meta, and only for ImageIDs listed in annotations/*-images-with-rotation.csv "
         "(or image_ids_and_rotation.csv)",
     )
-    parser.add_argument("--sizes-from-image-files", action="store_true",
-                        help="size items from their image files where images.meta has no size (see above)")
+    parser.add_argument(
+        "--sizes-from-image-files",
+        action="store_true",
+        help="size items from their image files where images.meta has no size (see above)",
+    )
     args = parser.parse_args(argv)
 
     frame_sizes = None

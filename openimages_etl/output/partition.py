@@ -1,0 +1,173 @@
+"""Split each CSV by subset with polars' streaming engine, leaving out rejected rows, as parts of the output CSVs."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from openimages_etl.format.layout import CsvFile
+from openimages_etl.format.selection import Selection
+from openimages_etl.format.tables import CSV_PASSES, LINE, scan, unreadable
+from openimages_etl.format.validation import Keys, TableCheck
+from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
+from openimages_etl.schemas.tables import BoxSchema as Box
+from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
+from openimages_etl.schemas.tables import ImageListSchema as ImageList
+from openimages_etl.storage.locations import file_slug, safe_name
+from openimages_etl.storage.workarea import StoredFile, WorkArea, read_stored, scan_stored
+
+NO_SUBSET = "*"  # the report's subset key of rows that belong to none (the class list)
+
+
+@dataclass(frozen=True)
+class CsvPart:
+    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header."""
+
+    output: str
+    file: StoredFile
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """Rows in, rows written per subset, rows rejected and rows outside the chosen subsets, for one CSV."""
+
+    file: str
+    kind: TableKind
+    rows_in: int
+    published: dict[str, int] = field(default_factory=dict)
+    rejected: int = 0
+    not_selected: int = 0
+    per_class: tuple[tuple[str, str, int], ...] = ()  # (subset, LabelName, rows written), with a selection
+    parts: tuple[CsvPart, ...] = ()
+
+
+def output_columns(tables: list[CsvFile]) -> list[str]:
+    """Columns of an output CSV: the model's order, then extras, over every source file of that kind."""
+    present = {c for t in tables for c in t.columns}
+    if tables[0].kind == TableKind.images:
+        present.add(ImageList.subset)  # Datumaro takes each item's subset from this column
+    known = TABLES[tables[0].kind].columns
+    return [c for c in known if c in present] + sorted(present - set(known))
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Rows that media conversion rejected: ImageIDs of images, and lines of one segmentation CSV (its masks)."""
+
+    images: tuple[StoredFile, ...] = ()
+    lines: tuple[StoredFile, ...] = ()
+
+
+def rejected_lines(check: TableCheck, rejected: Rejected) -> pl.Series:
+    return pl.concat([read_stored(ref).get_column(LINE) for ref in [check.rejected_lines, *rejected.lines]]).unique()
+
+
+def rejected_images(rejected: Rejected) -> pl.Series:
+    ids = [read_stored(ref).get_column(ImageList.image_id) for ref in rejected.images]
+    return pl.concat(ids) if ids else pl.Series([], dtype=pl.String)
+
+
+def partition_table(
+    check: TableCheck,
+    keys: Keys,
+    subsets: list[str] | None,
+    columns: list[str],
+    work: WorkArea,
+    selection: Selection | None = None,
+    classes: list[str] | None = None,
+    rejected: Rejected = Rejected(),
+) -> PartitionResult:
+    """Two streaming scans of the CSV: one counts rows per (subset, rejected, selected), one writes every wanted
+    subset's part into `work`'s parts/. `selection` leaves rows of other images and classes out (not selected);
+    `classes` keeps only those rows of the class descriptions; `rejected` names rows media conversion rejected."""
+    table = check.table
+    work = WorkArea.of(work)
+    routed = _selected(_routed(check, keys, rejected), table.kind, selection, classes)
+    with CSV_PASSES:
+        counts = routed.group_by("subset", "rejected", "selected").len().collect()
+    usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
+    wanted = usable & pl.col("selected") & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
+    published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
+    rejected_rows = int(counts.filter(~usable).get_column("len").sum())
+    not_selected = int(counts.filter(usable & ~wanted).get_column("len").sum())
+    name = TABLES[table.kind].output
+    present = routed.collect_schema().names()
+    outputs = {
+        subset: name.format(subset=safe_name(subset, "Subset") if subset else "") for subset in sorted(published)
+    }
+    files = {subset: f"parts/{output}/{file_slug(table.path)}.csv" for subset, output in outputs.items()}
+    per_class = selection is not None and table.kind in ANNOTATIONS
+    try:
+        with ExitStack() as writing:
+            sinks = [
+                routed.filter(wanted & (pl.col("subset") == subset))
+                .select([pl.col(c) if c in present else pl.lit(None, pl.String).alias(c) for c in columns])
+                .sink_csv(
+                    writing.enter_context(work.target(file)), include_header=False, line_terminator="\r\n", lazy=True
+                )
+                for subset, file in files.items()
+            ]
+            if per_class:
+                sinks.append(routed.filter(wanted).group_by("subset", Box.label_name).len())
+            with CSV_PASSES:
+                done = pl.collect_all(sinks)
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable(table, exc) from exc
+    parts = tuple(CsvPart(outputs[subset], work.stored(file, published[subset])) for subset, file in files.items())
+    return PartitionResult(
+        table.path,
+        table.kind,
+        check.rows,
+        {s or NO_SUBSET: n for s, n in published.items()},
+        rejected_rows,
+        not_selected,
+        tuple(done[-1].iter_rows()) if per_class else (),
+        parts,
+    )
+
+
+def _selected(
+    routed: pl.LazyFrame, kind: TableKind, selection: Selection | None, classes: list[str] | None
+) -> pl.LazyFrame:
+    """The `selected` flag of each row, and its LabelName after merge_subclasses."""
+    if kind == TableKind.classes:
+        return routed.with_columns(
+            (pl.col(Box.label_name).is_in(classes) if classes is not None else pl.lit(True)).alias("selected")
+        )
+    if selection is None:
+        return routed.with_columns(pl.lit(True).alias("selected"))
+    if selection.images is not None:
+        chosen = scan_stored(selection.images).select(ImageList.image_id, pl.lit(True).alias("selected"))
+        routed = routed.join(chosen, on=ImageList.image_id, how="left", maintain_order="left").with_columns(
+            pl.col("selected").fill_null(False)
+        )
+    else:
+        routed = routed.with_columns(pl.lit(True).alias("selected"))
+    if kind == TableKind.images:
+        return routed
+    routed = routed.with_columns(
+        (pl.col("selected") & selection.label_filter(kind)).alias("selected"), selection.relabel(kind)
+    )
+    # two subclasses' labels on one image are one label of their class once merged
+    if kind == TableKind.labels and selection.merge:
+        kept = pl.col("selected") & ~pl.col("rejected")
+        first = pl.struct(ImageList.image_id, Box.label_name, ImageLabel.confidence, kept).is_first_distinct()
+        routed = routed.with_columns((pl.col("selected") & first).alias("selected"))
+    return routed
+
+
+def _routed(check: TableCheck, keys: Keys, rejected: Rejected) -> pl.LazyFrame:
+    """Every row of the CSV as strings with its `subset` (its image's, from the image lists) and `rejected` flag."""
+    table = check.table
+    frame = scan(table, strict_utf8=check.utf8)
+    dropped = pl.col(LINE).is_in(rejected_lines(check, rejected).implode())
+    if ImageList.image_id in table.columns:
+        dropped |= pl.col(ImageList.image_id).is_in(rejected_images(rejected).implode())
+    frame = frame.with_columns(dropped.alias("rejected"))
+    if table.kind == TableKind.classes:
+        return frame.with_columns(pl.lit("").alias("subset"))
+    listed = scan_stored(keys.images).select(ImageList.image_id, "subset")
+    frame = frame.join(listed, on=ImageList.image_id, how="left", maintain_order="left")
+    return frame.with_columns(pl.col("subset").alias(ImageList.subset)) if table.kind == TableKind.images else frame
