@@ -27,7 +27,8 @@ def main() -> None:
     args = parser.parse_args()
     source = photo_dataset(args.images, 640, 480)
     print(
-        f"{machine()}\ninput: {args.images} JPEGs of 640x480 in {-(-args.images // images_per_task(args.images))} tasks, exported at 300k ({source})"
+        f"{machine()}\ninput: {args.images} JPEGs of 640x480 in "
+        f"{-(-args.images // images_per_task(args.images))} tasks, exported at 300k ({source})"
     )
     out = tempfile.mkdtemp(prefix="bench-scaleout-")
     runs: dict[int, Run] = {}

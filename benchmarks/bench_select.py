@@ -1,4 +1,5 @@
-"""Selection at full size: the cost `--classes X --per-class 2000` adds to an export, against `validate` on the same data.
+"""Selection at full size: the cost `--classes X --per-class 2000` adds to an export,
+against `validate` on the same data.
 
 The data is bench_validate's (Google's V4 train files at their real size: a 14.6 M-row bbox CSV, the 1.74 M-row image
 list, 600 classes) with a generated 600-class hierarchy shaped like the real one: depth 4 under the root, 6 / 30 / 150
@@ -69,7 +70,8 @@ def main() -> None:
     args = parser.parse_args()
     source, middle = with_hierarchy(args.rows, args.images)
     print(
-        f"{machine()}\ninput: {args.rows} box rows, {args.images} images, 600 classes in 4 levels ({source}); selecting {middle}"
+        f"{machine()}\ninput: {args.rows} box rows, {args.images} images, 600 classes in 4 levels ({source}); "
+        f"selecting {middle}"
     )
     with prefect_server() as env:
         validate = measure("openimages-etl validate (flow)", [*OURS, "validate", source], env)
@@ -91,7 +93,8 @@ def main() -> None:
     print(verdict("selection: peak RSS GB", select.peak_mb / 1024, 2, higher_is_better=False))
     print(
         f"partition with the selection / without: {selected.seconds / partition.seconds:.2f} "
-        f"(peak RSS {selected.peak_mb / 1024:.2f} GB; rows written {selected.output['published']} of {partition.output['published']})"
+        f"(peak RSS {selected.peak_mb / 1024:.2f} GB; "
+        f"rows written {selected.output['published']} of {partition.output['published']})"
     )
 
 

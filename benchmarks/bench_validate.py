@@ -27,7 +27,8 @@ def main() -> None:
     source = official_annotations(args.rows, args.images)
     bbox = source / "train-annotations-bbox.csv"
     print(
-        f"{machine()}\ninput: {bbox.stat().st_size / 1e9:.2f} GB bbox CSV, {args.rows} rows; {args.images} images ({source})"
+        f"{machine()}\ninput: {bbox.stat().st_size / 1e9:.2f} GB bbox CSV, {args.rows} rows; "
+        f"{args.images} images ({source})"
     )
     if args.dask:
         with prefect_server() as env:

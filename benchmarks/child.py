@@ -2,7 +2,8 @@
 
 child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--workers N]
 child.py validate SOURCE
-child.py partition SOURCE [--select CLASS --per-class N]   (index + validate (+ select) untimed, then partition_table timed)
+child.py partition SOURCE [--select CLASS --per-class N]
+                                   (index + validate (+ select) untimed, then partition_table timed)
 child.py images SOURCE_DIR OUT_DIR [--method fast|tfds] [--threads N]
 child.py image-steps SOURCE_DIR    (ms per image of full decodes and of each step of ours, one thread)
 child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
@@ -21,7 +22,6 @@ from pathlib import Path
 
 def export(args) -> dict:
     from openimages_etl.flows import export_open_images
-
     from openimages_etl.options import ExportOptions
 
     flow = export_open_images
@@ -42,7 +42,8 @@ def export(args) -> dict:
 
 
 def stage_spans(flow_run_id) -> tuple[dict[str, float], dict[str, int]]:
-    """Per kind of task run (`images-...`, `validate-...`): seconds from the first start to the last end, and how many."""
+    """Per kind of task run (`images-...`, `validate-...`): seconds from the first start to the last end,
+    and how many."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort

@@ -71,7 +71,10 @@ def prefect_server():
 
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{date.today()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, Python {platform.python_version()}, load {os.getloadavg()[0]:.1f}"
+    return (
+        f"{date.today()}, {os.cpu_count()} cores, {memory:.0f} GB RAM, Python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 def table(runs: list[Run]) -> str:

@@ -1,4 +1,5 @@
-"""Datumaro's side of the export benchmark, run with Datumaro's own python: import a dataset, export it as open_images."""
+"""Datumaro's side of the export benchmark, run with Datumaro's own python: import a dataset,
+export it as open_images."""
 
 import json
 import sys

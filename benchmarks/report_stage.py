@@ -131,7 +131,8 @@ def main() -> None:
     for (_, before), (what, after) in zip(marks, marks[1:]):
         print(f"  {what:<40} {after - before:6.2f} s")
     print(
-        f"report stage: {marks[-1][1] - marks[0][1]:.2f} s ({time.process_time() - cpu:.2f} s CPU) for {len(visuals)} pictures, "
+        f"report stage: {marks[-1][1] - marks[0][1]:.2f} s ({time.process_time() - cpu:.2f} s CPU) "
+        f"for {len(visuals)} pictures, "
         f"HTML {(base / 'bench.report.html').stat().st_size / 1e6:.1f} MB, UI artifact's pictures "
         f"{sum(map(len, inlined.values())) / 1e3:.0f} KB ({len(inlined)} shown)  ({base})"
     )

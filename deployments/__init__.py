@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from openimages_etl.flows import export_new_archives, export_open_images
 from prefect import get_client, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
@@ -21,6 +20,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.types.entrypoint import EntrypointType
 
 from openimages_etl.errors import UsageError
+from openimages_etl.flows import export_new_archives, export_open_images
 from openimages_etl.options import ExportOptions
 from openimages_etl.production.events import OBJECT_CREATED
 from openimages_etl.storage.objects import ARCHIVE_PATTERNS, canonical_url
@@ -102,7 +102,9 @@ def _on_dask(address: str, parameters: dict, concurrency: int, common: dict) -> 
         concurrency_limit=concurrency,
         job_variables={"env": {DASK_ADDRESS: address}},
         **common,
-        description=f"Export one dataset with its tasks on the Dask cluster at {address} (workers need no shared disk).",
+        description=(
+            f"Export one dataset with its tasks on the Dask cluster at {address} (workers need no shared disk)."
+        ),
     )
     variant.entrypoint = (
         "openimages_etl.flows.export_dask.export_on_dask"  # Prefect derives the plain flow's from its function

@@ -16,6 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect import flow, get_run_logger, unmapped
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFutureList
+from prefect.runtime import deployment
+
+from openimages_etl.config import FAILURES_KEPT_PER_CHECK, Limits
+from openimages_etl.errors import InvalidDataError
 from openimages_etl.flows.scaleout import worker_slots
 from openimages_etl.flows.stages import (
     ExportJob,
@@ -24,40 +31,35 @@ from openimages_etl.flows.stages import (
     convert_image_batches,
     convert_mask_batches,
     output_headers,
+    partition_selected_classes,
     partition_tables,
     plan_image_batches,
     plan_mask_batches,
     publish,
+    segmentation_checks,
     staged_export,
     subset_counts,
+    wait_for_images,
 )
-from openimages_etl.schemas.kinds import TableKind
-from openimages_etl.tasks.fetch import discover_layout, fetch_source
-from openimages_etl.tasks.publish import claim_destination, report_unchanged
-from openimages_etl.tasks.select import select_images
-from openimages_etl.tasks.validate import index_dataset, merge_csv_ranges, validate_csv, validate_csv_range
-from prefect import flow, get_run_logger, unmapped
-from prefect.context import FlowRunContext
-from prefect.futures import PrefectFutureList
-from prefect.runtime import deployment
-
-from openimages_etl.config import FAILURES_KEPT_PER_CHECK, Limits
-from openimages_etl.errors import InvalidDataError
 from openimages_etl.format.csvcopy import csv_copies
 from openimages_etl.format.csvranges import byte_ranges
 from openimages_etl.format.failures import FailureSummary
 from openimages_etl.format.layout import Layout
-from openimages_etl.format.selection import kept_classes, matching_masks, prune_hierarchy, selection_summary
+from openimages_etl.format.selection import selection_summary
 from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.options import ExportOptions, ValidateOptions
 from openimages_etl.orchestration.credentials import storage_options
 from openimages_etl.orchestration.outcomes import fails_cleanly
-from openimages_etl.orchestration.progress import artifact_key, wait_with_progress
 from openimages_etl.orchestration.workfolder import WorkFolder, work_folder
 from openimages_etl.output.accounting import media_rows
 from openimages_etl.progress import CONVERT, advance
+from openimages_etl.schemas.kinds import TableKind
 from openimages_etl.storage.locations import absolute_location, display_url, join_url
 from openimages_etl.storage.runlock import export_lock
+from openimages_etl.tasks.fetch import discover_layout, fetch_source
+from openimages_etl.tasks.publish import claim_destination, report_unchanged
+from openimages_etl.tasks.select import select_images
+from openimages_etl.tasks.validate import index_dataset, merge_csv_ranges, validate_csv, validate_csv_range
 
 
 def index_source(source: str, storage_options: dict[str, Any], work: WorkFolder, limits: Limits) -> tuple[Layout, Keys]:
@@ -142,7 +144,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
     job = ExportJob.read(source, options, locations(source=source, dest=options.dest.url))
     logger = get_run_logger()
     logger.info("Exporting %s to %s", job.shown["source"], join_url(job.shown["dest"], f"{job.name}.zip"))
-    # 0. One run at a time per DEST/NAME; a run repeating a published export (same source content and parameters) stops here.
+    # 0. One run at a time per DEST/NAME; a run repeating a published export (same content and parameters) stops here.
     with export_lock(job.dest, job.name) as waited:
         run = claim_destination(
             job.source, job.source_options, job.dest, job.dest_options, job.parameters, waited, job.options.reuse
@@ -152,12 +154,8 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
         with work_folder(*job.work_location(FlowRunContext.get().task_runner)) as work, csv_copies():
             # 1-2. the source's files and key tables; a selection's images, before anything is read for the export
             layout, keys = index_source(job.source, job.source_options, work, job.limits)
-            chosen = choose_subsets(keys, list(job.options.subsets))
-            selection = (
-                select_images(layout, keys, job.options.selection, chosen, work.area)
-                if job.options.selection.active
-                else None
-            )
+            chosen, spec = choose_subsets(keys, list(job.options.subsets)), job.options.selection
+            selection = select_images(layout, keys, spec, chosen, work.area) if spec.active else None
             media_keys = selection.keys if selection else keys  # the chosen images only: others are never read
             end = RunEnd(job, run, layout, work, selection_summary(selection) if selection else None)
             # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
@@ -170,57 +168,31 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             if failures.total and not job.drops_invalid:
                 end.fail(failures)
             columns = output_headers(layout)
-            first = [
-                c for c in checks if not (selection and c.table.kind == TableKind.classes)
-            ]  # a selection's class list: last
+            # a selection's class list goes last: it keeps the classes that the kept rows use
+            first = [c for c in checks if not (selection and c.table.kind == TableKind.classes)]
             # Partition beside the media, unless rows of media that fail to convert are to be left out (drop).
             early = None if job.drops_invalid else partition_tables(first, keys, job, chosen, columns, work, selection)
-            images = wait_with_progress(
-                converting,
-                lambda batch: batch.converted + batch.failures.total,
-                plan.images,
-                f"{artifact_key(job.name)}-conversion",
-                f"Images of {job.name} converted",
-            )
-            segmentations = [
-                matching_masks(c, selection, work.area.sub("selection")) if selection else c
-                for c in checks
-                if c.table.kind == TableKind.masks
-            ]
-            masks = convert_mask_batches(
-                plan_mask_batches(segmentations), layout, media_keys, work, images, job.limits
-            ).result()
+            images = wait_for_images(converting, plan, job.name)
+            segmentations = segmentation_checks(checks, selection, work)
+            mask_plan = plan_mask_batches(segmentations)
+            masks = convert_mask_batches(mask_plan, layout, media_keys, work, images, job.limits).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
             if media_failures.total and not job.drops_invalid:
                 end.fail(failures)
-            parts = (
-                early or partition_tables(first, keys, job, chosen, columns, work, selection, (images, masks))
-            ).result()
-            hierarchy = None  # the package takes the source's, unless a selection pruned it
+            late = early or partition_tables(first, keys, job, chosen, columns, work, selection, (images, masks))
+            parts, hierarchy = late.result(), None  # the package takes the source's hierarchy, unless pruned
             if selection:
-                used, hierarchy = prune_hierarchy(layout, kept_classes(selection, parts), work.area.sub("selection"))
-                parts += partition_tables(
-                    [c for c in checks if c.table.kind == TableKind.classes],
-                    keys,
-                    job,
-                    chosen,
-                    columns,
-                    work,
-                    selection,
-                    classes=used,
-                ).result()
+                classes, hierarchy = partition_selected_classes(
+                    layout, checks, keys, job, chosen, columns, work, selection, parts
+                )
+                parts += classes
                 end = end.with_selection(selection_summary(selection, parts))
             # 4. every row and file accounted for, then the zips packaged where their parts are, put at DEST, the report
             media = media_rows(media_keys, chosen, segmentations, images, masks)
             files = end.check_accounting(failures, parts, checks, media)
-            published = publish(
-                job,
-                layout,
-                chosen,
-                staged_export(media_keys, images, masks, parts, columns, chosen, hierarchy),
-                selection,
-            )
+            staged = staged_export(media_keys, images, masks, parts, columns, chosen, hierarchy)
+            published = publish(job, layout, chosen, staged, selection)
             report = end.report("published", failures, files, subset_counts(chosen, images, parts), media, published)
             logger.info("Published %s", report["output"])
             return report

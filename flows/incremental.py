@@ -16,18 +16,18 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from openimages_etl.flows.export import export_open_images, locations
-from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.states import State
 
 from openimages_etl.errors import OpenImagesETLError, PublishError
+from openimages_etl.flows.export import export_open_images, locations
 from openimages_etl.options import ExportOptions
 from openimages_etl.orchestration.credentials import storage_options
 from openimages_etl.orchestration.outcomes import fails_cleanly
 from openimages_etl.storage.locations import display_url
 from openimages_etl.storage.objects import ARCHIVE_PATTERNS
+from openimages_etl.tasks.ledger import find_new_archives, record_outcome
 
 OUTCOMES = ("published", "unchanged", "rejected", "failed")
 

@@ -56,6 +56,7 @@ def dask_task_runner(address: str | None = None, workers: int | None = None):
 
 
 def on_dask(flow: Flow, address: str | None = None, workers: int | None = None) -> Flow:
-    """`flow` with its tasks on Dask (see `dask_task_runner`); refused for a cluster its workers could not report from."""
+    """`flow` with its tasks on Dask (see `dask_task_runner`); refused for a cluster its workers could not
+    report from."""
     require_shared_api(address)
     return flow.with_options(task_runner=dask_task_runner(address, workers))

@@ -8,9 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
-from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
-from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
 from prefect import unmapped
 from prefect.futures import PrefectFutureList
 
@@ -18,18 +15,23 @@ from openimages_etl.config import Limits, OnInvalid, images_per_task
 from openimages_etl.errors import AccountingError, InvalidDataError, UsageError
 from openimages_etl.format.failures import FailureSummary
 from openimages_etl.format.layout import Layout
-from openimages_etl.format.selection import Selection, key_parameters
+from openimages_etl.format.selection import Selection, kept_classes, key_parameters, matching_masks, prune_hierarchy
 from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.media.convert import BatchResult, image_batches, images_to_convert
 from openimages_etl.options import ExportOptions
 from openimages_etl.orchestration.credentials import storage_options
+from openimages_etl.orchestration.progress import artifact_key, wait_with_progress
 from openimages_etl.orchestration.workfolder import WorkFolder
 from openimages_etl.output.accounting import file_rows, unbalanced
 from openimages_etl.output.package import PublishedZip, Staged
 from openimages_etl.output.partition import PartitionResult, Rejected, output_columns
 from openimages_etl.report.model import build_report
+from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
 from openimages_etl.storage.locations import display_url, plain_file_name, url_stem
 from openimages_etl.storage.runlock import run_work_dir
+from openimages_etl.storage.workarea import StoredFile
+from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
+from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,40 @@ def partition_tables(
             rejected,
         )
     )
+
+
+def wait_for_images(converting: PrefectFutureList, plan: BatchPlan, name: str) -> list[BatchResult]:
+    """The image batches' results; meanwhile their progress is the run's artifact."""
+    return wait_with_progress(
+        converting,
+        lambda batch: batch.converted + batch.failures.total,
+        plan.images,
+        f"{artifact_key(name)}-conversion",
+        f"Images of {name} converted",
+    )
+
+
+def segmentation_checks(checks: list[TableCheck], selection: Selection | None, work: WorkFolder) -> list[TableCheck]:
+    """The segmentation CSVs' verdicts; with a selection, their valid rows cut to the chosen images and classes."""
+    masks = [c for c in checks if c.table.kind == TableKind.masks]
+    return [matching_masks(c, selection, work.area.sub("selection")) for c in masks] if selection else masks
+
+
+def partition_selected_classes(
+    layout: Layout,
+    checks: list[TableCheck],
+    keys: Keys,
+    job: ExportJob,
+    chosen: list[str],
+    columns: dict[str, list[str]],
+    work: WorkFolder,
+    selection: Selection,
+    parts: list[PartitionResult],
+) -> tuple[list[PartitionResult], StoredFile]:
+    """A selection's class list, cut to the classes its kept rows use, and the hierarchy pruned to them."""
+    used, hierarchy = prune_hierarchy(layout, kept_classes(selection, parts), work.area.sub("selection"))
+    classes = [c for c in checks if c.table.kind == TableKind.classes]
+    return partition_tables(classes, keys, job, chosen, columns, work, selection, classes=used).result(), hierarchy
 
 
 def staged_export(

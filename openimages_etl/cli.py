@@ -1,4 +1,5 @@
-"""`openimages-etl`: run the flows from a shell. Exit codes: 0 ok, 1 invalid data, 2 usage or unreadable source, 3 publish failed, 4 a bug."""
+"""`openimages-etl`: run the flows from a shell. Exit codes: 0 ok, 1 invalid data, 2 usage or unreadable source,
+3 publish failed, 4 a bug."""
 
 from __future__ import annotations
 

@@ -60,7 +60,8 @@ class UnsafeSourceError(SourceError):
 
 
 class UnreadableFileError(SourceError):
-    """A file of the source cannot be parsed at all (encoding, quoting, field count, header): `file`, `row` say where."""
+    """A file of the source cannot be parsed at all (encoding, quoting, field count, header): `file`, `row`
+    say where."""
 
     def __init__(self, file: str, row: int | None, problem: str):
         super().__init__(f"{file}:{row}: {problem}" if row else f"{file}: {problem}")

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 import pandera.polars as pa
+
+from openimages_etl.errors import UnreadableFileError
 from openimages_etl.schemas.tables import (
     BoxSchema,
     ClassDescriptionSchema,
@@ -15,8 +17,6 @@ from openimages_etl.schemas.tables import (
     ImageListSchema,
     SegmentationSchema,
 )
-
-from openimages_etl.errors import UnreadableFileError
 
 
 class TableKind(str, Enum):

@@ -111,7 +111,8 @@ class SegmentationSchema(pa.DataFrameModel):
 
     @pa.check(*MASK_BOX, name="all four box columns set, or none")
     def box_whole(cls, data: PolarsData) -> pl.LazyFrame:
-        """Fails on each empty box column of a row that sets another: Datumaro reads a box only when all four are set."""
+        """Fails on each empty box column of a row that sets another: Datumaro reads a box only when all four
+        are set."""
         return data.lazyframe.select(pl.col(data.key).is_not_null() | pl.all_horizontal(pl.col(MASK_BOX).is_null()))
 
     @pa.dataframe_check(name="BoxXMin <= BoxXMax")

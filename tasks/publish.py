@@ -94,8 +94,8 @@ def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options:
 def package_zip(
     name: str, subsets: list[str], layout: Layout, staged: Staged, dest: str, storage_options: dict[str, Any]
 ) -> PublishedZip:
-    """DEST/NAME.zip of `subsets`, streamed from the work area where the task runs (a Dask worker on a cluster), checked,
-    then put in place in one step (storage.publishing): DEST shows the whole zip or nothing new."""
+    """DEST/NAME.zip of `subsets`, streamed from the work area where the task runs (a Dask worker on a cluster),
+    checked, then put in place in one step (storage.publishing): DEST shows the whole zip or nothing new."""
     url = join_url(dest, f"{name}.zip")
     with publishing(url, storage_options) as partial:
         members = package(partial, staged, layout, subsets, UploadProgress())
@@ -137,8 +137,9 @@ def write_report(
     package: str | None = None,
     layout: Layout | None = None,
 ) -> dict[str, Any]:
-    """Pictures (drawn from the published zip at URL `package`, and of the failing files in `layout`) and the one-page HTML,
-    then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over), plus UI artifacts.
+    """Pictures (drawn from the published zip at URL `package`, and of the failing files in `layout`) and the
+    one-page HTML, then JSON and Markdown, all next to the zip (Markdown last: its presence means the run is over),
+    plus UI artifacts.
     Returns the report with its `pictures`, as NAME.report.json holds it."""
     started = time.perf_counter()
     folder = work_dir / "report" / f"{name}.report"

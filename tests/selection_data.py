@@ -46,8 +46,8 @@ HIERARCHY = {
         {"LabelName": "/m/bat2"},
     ],
 }
-# ImageID -> annotations: ("box", MID, flags "occluded truncated group-of depiction inside"), ("label", MID, confidence),
-# ("mask", MID)
+# ImageID -> annotations: ("box", MID, flags "occluded truncated group-of depiction inside"),
+# ("label", MID, confidence), ("mask", MID)
 ANNOTATIONS = {
     "train": {
         "t01": [("box", "/m/car", "00000"), ("box", "/m/dog", "00000"), ("mask", "/m/car")],
@@ -96,11 +96,11 @@ def make_dataset(dest: Path) -> Path:
     height, width = SIZE
     for subset, images in ANNOTATIONS.items():
         boxes, labels, masks = [], [], []
-        for number, (image_id, annotations) in enumerate(images.items()):
+        for number, (image_id, image_annotations) in enumerate(images.items()):
             folder = dest / "images" / subset
             folder.mkdir(parents=True, exist_ok=True)
             Image.new("RGB", (width, height), (20 * number, 100, 200)).save(folder / f"{image_id}.jpg")
-            for kind, mid, extra in [(*a, None) if len(a) == 2 else a for a in annotations]:
+            for kind, mid, extra in [(*a, None) if len(a) == 2 else a for a in image_annotations]:
                 if kind == "box":
                     boxes.append([image_id, "xclick", mid, "1", "0.1", "0.6", "0.2", "0.7", *extra])
                 elif kind == "label":

@@ -6,13 +6,13 @@ import dataclasses
 import json
 
 import pytest
-from openimages_etl.flows import export_open_images
-from openimages_etl.tasks import convert as convert_tasks
 
 from openimages_etl.cli import main
 from openimages_etl.config import OnInvalid
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 from openimages_etl.output.accounting import unbalanced
+from openimages_etl.tasks import convert as convert_tasks
 
 ROW = {"file": "a.csv", "kind": "boxes", "rows_in": 10, "published": {"train": 6}, "rejected": 3, "not_selected": 1}
 MEDIA = {"images": {"in": 5, "published": 4, "rejected": 1}}

@@ -119,7 +119,8 @@ def test_an_image_without_its_file_is_valid_when_images_meta_sizes_it(cvat_dir, 
 
 
 def test_cvat_frame_names_with_spaces_and_folders_are_valid(cvat_dir, tmp_path):
-    """As Datumaro writes them: the image under images/<subset>/ with its folders, the id shell-quoted in images.meta."""
+    """As Datumaro writes them: the image under images/<subset>/ with its folders, the id shell-quoted in
+    images.meta."""
     renamed = dict(zip((_first_id(cvat_dir), _first_id(cvat_dir, "validation")), ("my photo", "dir/sub dir/img 1")))
     for csv_file in (cvat_dir / ANN).glob("*.csv"):
         text = csv_file.read_text()

@@ -7,9 +7,9 @@ import io
 import zipfile
 
 import pytest
-from openimages_etl.flows import export_open_images
 
 from openimages_etl.config import ImageSize
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import HERE, datumaro_view, make_archive

@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from openimages_etl.flows import export_open_images
-from openimages_etl.tasks import validate as validate_tasks
 from prefect import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogHandler
 
 from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
+from openimages_etl.tasks import validate as validate_tasks
 
 from . import hostile
 from .e2e import BIN

@@ -1,4 +1,5 @@
-"""Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic, no Prefect server."""
+"""Object versions, the ledger, bucket notifications, the watcher's state and the relay: plain logic,
+no Prefect server."""
 
 from __future__ import annotations
 

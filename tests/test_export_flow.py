@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from openimages_etl.flows import export_open_images
 from PIL import Image
 
 from openimages_etl.cli import main
 from openimages_etl.config import ImageSize, OnInvalid, ResizeMethod
 from openimages_etl.errors import InvalidDataError, UsageError
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive

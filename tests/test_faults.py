@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import s3fs
-from openimages_etl.flows import export_open_images
 
 from openimages_etl.cli import main
 from openimages_etl.errors import PublishError, SourceError, UnreadableFileError, is_transient, storage_error
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import Access, ExportOptions, Location
 from openimages_etl.output import package as package
 from openimages_etl.storage.runlock import export_lock
@@ -92,7 +92,8 @@ def test_transient_s3_faults_are_retried_and_the_run_completes(proxy, s3_bucket,
 
 @pytest.mark.slow
 def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(proxy, s3_bucket, cvat_dir):
-    """The zip's upload fails 5 times in a row: the storage client gives up after 4 tries, Prefect's task retry gets through."""
+    """The zip's upload fails 5 times in a row: the storage client gives up after 4 tries, Prefect's task retry
+    gets through."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import TaskRunSort

@@ -1,4 +1,5 @@
-"""Incremental re-runs: an unchanged source (archive or folder) exported again with the same parameters publishes nothing."""
+"""Incremental re-runs: an unchanged source (archive or folder) exported again with the same parameters
+publishes nothing."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import os
 import time
 
 import pytest
-from openimages_etl.flows import export_open_images
 
 from openimages_etl.config import ImageSize
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 from openimages_etl.storage.reuse import source_key
 

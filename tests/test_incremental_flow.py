@@ -9,11 +9,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from openimages_etl.flows import export_new_archives, export_open_images
-from openimages_etl.flows.incremental import _outcome, summarise
 from prefect.states import Completed, Failed
 
 from openimages_etl.errors import InvalidDataError, OpenImagesETLError, PublishError, SourceError
+from openimages_etl.flows import export_new_archives, export_open_images
+from openimages_etl.flows.incremental import _outcome, summarise
 from openimages_etl.options import ExportOptions, SelectionSpec
 from openimages_etl.storage.objects import LEDGER_DIR
 

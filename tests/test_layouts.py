@@ -7,10 +7,10 @@ from pathlib import Path
 
 import fsspec
 import pytest
-from openimages_etl.schemas.kinds import TABLES, TableKind
 
 from openimages_etl.format.layout import _classify_table, discover
 from openimages_etl.format.validation import build_keys
+from openimages_etl.schemas.kinds import TABLES, TableKind
 from openimages_etl.storage.locations import ARCHIVE_KINDS, DatasetRoot, find_files, stage_source
 from openimages_etl.storage.objects import ARCHIVE_PATTERNS, matches
 

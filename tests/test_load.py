@@ -12,8 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from openimages_etl.flows import export_open_images
 
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive

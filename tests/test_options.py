@@ -8,8 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from openimages_etl.deployments import ON_UPLOAD, Settings, build_deployments
-from openimages_etl.flows import export_new_archives, export_open_images, validate_open_images
 from prefect import flow
 from prefect.utilities.callables import parameter_schema
 from pydantic import Field
@@ -17,7 +15,9 @@ from pydantic import Field
 from openimages_etl import cli
 from openimages_etl.cli_flags import add_options, options_of, parsed_options
 from openimages_etl.config import BoxFlag, ImageSize, Limits, OnInvalid, ResizeMethod
+from openimages_etl.deployments import ON_UPLOAD, Settings, build_deployments
 from openimages_etl.errors import InvalidDataError, UsageError
+from openimages_etl.flows import export_new_archives, export_open_images, validate_open_images
 from openimages_etl.media.images import MediaError, convert_image
 from openimages_etl.options import Access, ExportOptions, Location, SelectionSpec, ValidateOptions
 from openimages_etl.storage.objects import canonical_url

@@ -1,4 +1,5 @@
-"""End to end with a process work pool: `openimages-etl deploy --pool`, a run from the UI's form, `prefect worker start --run-once`.
+"""End to end with a process work pool: `openimages-etl deploy --pool`, a run from the UI's form,
+`prefect worker start --run-once`.
 
 It upserts the deployments test_production.py serves (same names), so it runs after that module has stopped
 its `serve` process: pytest runs modules in file-name order.

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
 from PIL import Image
 
 from openimages_etl.cli import main
 from openimages_etl.errors import InvalidDataError
+from openimages_etl.flows import export_open_images  # imports Prefect now: its console handler keeps this stderr
 from openimages_etl.options import ExportOptions
 from openimages_etl.report.charts import DPI
 from openimages_etl.report.pictures import export_visuals
@@ -43,10 +43,12 @@ def _synthetic_export(path: Path, mask_box: bool = True) -> Path:
     rows = {
         "class-descriptions.csv": f"{LABEL},Car\r\n",
         "train-images-with-rotation.csv": "ImageID,Subset,Rotation\r\naaaa,train,0.0\r\nbbbb,train,90.0\r\n",
-        "train-annotations-bbox.csv": "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\r\n"
+        "train-annotations-bbox.csv": "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,"
+        "IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\r\n"
         + (f"aaaa,xclick,{LABEL},1,0.25,0.75,0.25,0.75,0,0,0,0,0\r\n" if mask_box else "")
         + f"bbbb,xclick,{LABEL},1,0.0,0.25,0.0,0.5,0,0,0,0,0\r\n",
-        "train-annotations-object-segmentation.csv": "MaskPath,ImageID,LabelName,BoxID,BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\r\n"
+        "train-annotations-object-segmentation.csv": "MaskPath,ImageID,LabelName,BoxID,"
+        "BoxXMin,BoxXMax,BoxYMin,BoxYMax,PredictedIoU,Clicks\r\n"
         f"aaaa_m0k4j_0.png,aaaa,{LABEL},0,{'0.5,1,0,1' if mask_box else ',,,'},,\r\n",
     }
     with zipfile.ZipFile(path, "w") as archive:
@@ -81,7 +83,8 @@ def test_contact_sheet_puts_boxes_masks_and_rotations_on_the_right_pixels(tmp_pa
     assert (abs(sheet[y + 60, x + 150] - tinted) <= 2).all()  # inside the box and the mask
     assert (abs(sheet[y + 110, x + 200] - tinted) <= 2).all()  # the mask beyond the box
 
-    # `bbbb` turned 90° counter-clockwise: 240x480 fitted to 120x240 (60 px right); its stored top-left is now bottom-left.
+    # `bbbb` turned 90° counter-clockwise: 240x480 fitted to 120x240 (60 px right);
+    # its stored top-left is now bottom-left.
     x, y = tile_origin(1, 2)
     x += 60
     assert (abs(sheet[y + 225, x + 15] - BLUE) <= 2).all()  # the blue square, upright
@@ -206,7 +209,8 @@ def test_failed_run_shows_failing_rows_and_thumbnails_of_the_failing_files(cvat_
     markdown = (tmp_path / "ds.report.md").read_text()
     line = next(e["row"] for e in report["errors"] if e["value"] == mask.name)
     assert re.search(
-        rf"\| `annotations/validation-annotations-object-segmentation.csv` \| {line} \| MaskPath \| mask has no object pixel",
+        rf"\| `annotations/validation-annotations-object-segmentation.csv` \| {line} "
+        rf"\| MaskPath \| mask has no object pixel",
         markdown,
     )
     assert f"| `images/train/{broken_image.name}` |" in markdown

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from openimages_etl.flows import export_open_images
-from openimages_etl.flows.scaleout import on_dask
 
 from openimages_etl.config import IMAGES_PER_TASK, MIN_IMAGES_PER_TASK, ORIGINALS_PER_TASK, images_per_task
+from openimages_etl.flows import export_open_images
+from openimages_etl.flows.scaleout import on_dask
 from openimages_etl.format import tables as tables
 from openimages_etl.format.layout import CsvFile
 from openimages_etl.format.sample import BOX_COLUMNS

@@ -7,10 +7,10 @@ import json
 
 import pytest
 import s3fs
-from openimages_etl.flows import export_open_images
 
 from openimages_etl.cli import main
 from openimages_etl.errors import OpenImagesETLError
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import Access, ExportOptions, Location
 
 from .helpers import make_archive

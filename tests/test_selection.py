@@ -13,12 +13,12 @@ import numpy as np
 import polars as pl
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
-from openimages_etl.flows import export_open_images
 from pydantic import ValidationError
 
 from openimages_etl.cli import main
 from openimages_etl.config import BoxFlag
 from openimages_etl.errors import UsageError
+from openimages_etl.flows import export_open_images
 from openimages_etl.format.hierarchy import Hierarchy
 from openimages_etl.format.layout import discover
 from openimages_etl.format.selection import _quota, read_image_ids, resolve, select

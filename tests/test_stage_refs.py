@@ -9,12 +9,12 @@ from types import SimpleNamespace
 
 import fsspec
 import pytest
-from openimages_etl.flows.stages import ExportJob
-from openimages_etl.tasks import convert as convert_tasks
 
 from openimages_etl.cli import main
+from openimages_etl.flows.stages import ExportJob
 from openimages_etl.options import ExportOptions
 from openimages_etl.storage.runlock import WORK_PREFIX, remove_leftovers, run_work_dir
+from openimages_etl.tasks import convert as convert_tasks
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -8,9 +8,9 @@ import zipfile
 import fsspec
 import httpx
 import pytest
-from openimages_etl.flows import export_open_images
 from prefect.settings import PREFECT_API_URL
 
+from openimages_etl.flows import export_open_images
 from openimages_etl.options import ExportOptions
 
 from .helpers import make_archive

@@ -148,8 +148,9 @@ def _from_the_run(page: Page, runs: dict, ui: str, artifact: dict, shows: str) -
     _open(page, runs, ui, f"/runs/flow-run/{artifact['flow_run_id']}", "Artifacts")
     page.get_by_text("Artifacts", exact=True).first.click()
     page.get_by_text(artifact["key"], exact=True).first.click()
-    if ui == "v2":  # the card opens the key's timeline of versions, each named by its id's first 8 characters
-        page.get_by_text(artifact["id"][:8], exact=True).first.click()
+    if ui == "v2":  # since Prefect 3.9 a run's card opens that very version (only a key's card opens its timeline)
+        page.wait_for_url(f"**/artifacts/artifact/{artifact['id']}**")
+        page.get_by_text(artifact["id"], exact=True).first.wait_for()  # the header names it by its full id
     page.get_by_text(shows).first.wait_for()
 
 

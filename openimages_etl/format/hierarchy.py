@@ -1,4 +1,5 @@
-"""The class hierarchy JSON as a graph: Subcategory edges only (a DAG: a class may have several parents), pruned copies."""
+"""The class hierarchy JSON as a graph: Subcategory edges only (a DAG: a class may have several parents),
+pruned copies."""
 
 from __future__ import annotations
 

@@ -43,7 +43,8 @@ RAW_CHUNK = 16 << 20
 
 
 class UnparsedValue(Exception):
-    """The optimistic typed read met a value that is not a number, or bytes that are not UTF-8: read the file again as strings."""
+    """The optimistic typed read met a value that is not a number, or bytes that are not UTF-8: read the file
+    again as strings."""
 
 
 def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None, strict_utf8: bool = False) -> pl.LazyFrame:
@@ -186,7 +187,8 @@ def check_batch(frame: pl.DataFrame, kind: TableKind) -> pl.DataFrame:
             pl.when(pl.col("index").is_not_null()).then(lines).cast(pl.Int64).alias("row"),
             pl.when(pl.col("schema_context") == "Column").then(pl.col("column")).alias("column"),
             pl.col("check"),
-            # a check on the whole row shows the row without its line number: that is `row`, counted from where the read began
+            # a check on the whole row shows the row without its line number: that is `row`, counted from where
+            # the read began
             pl.col("failure_case")
             .cast(pl.String)
             .str.replace(f'^\\{{"{LINE}":\\d+,', "{")
@@ -215,7 +217,8 @@ class NotUtf8:
         return self._verdict is not None and self._verdict is not False
 
     def failures(self, frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-        """`row, column, check, value` for each cell of `frame`'s string `columns` that held bytes that are not UTF-8."""
+        """`row, column, check, value` for each cell of `frame`'s string `columns` that held bytes that are
+        not UTF-8."""
         if self._verdict is None:
             self._verdict = self._decide()
         if self._verdict is False or not columns:

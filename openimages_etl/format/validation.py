@@ -257,7 +257,8 @@ def validate_table(
         else []
     )
     if table.kind in (TableKind.boxes, TableKind.masks) and keys.has_image_files:
-        # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it needs its size.
+        # An image may lack its file (Datumaro lists it so, CVAT imports it without media), but what is drawn on it
+        # needs its size.
         references.append((Box.image_id, KeyIndex(_unsized(keys)), FILE_OR_SIZE, False))
     if table.kind == TableKind.masks:
         references.append(

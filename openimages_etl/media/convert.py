@@ -179,7 +179,8 @@ def _convert_image_batch(
 
 def exported_sizes(keys: Keys, sizes: list[StoredFile]) -> pl.LazyFrame:
     """(ImageID, subset, height, width) of every exported image: the converted file's size (from the image batches'
-    `sizes`), or the images.meta size of an image listed without a file (an image that failed to convert is left out)."""
+    `sizes`), or the images.meta size of an image listed without a file (an image that failed to convert is left
+    out)."""
     meta = (
         ["height", "width"]
         if _has_meta(keys)

@@ -134,7 +134,8 @@ def decode_near(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def _tfds(image: Image.Image, data: bytes, target_pixels: int) -> tuple[bytes, str, int, int]:
-    """OpenCV decodes what Pillow's header check let through; it would fill a truncated JPEG with grey, so that is refused first."""
+    """OpenCV decodes what Pillow's header check let through; it would fill a truncated JPEG with grey, so that is
+    refused first."""
     _check_whole(image, data)
     picture = tfds_resize(data, target_pixels)
     if picture is None:

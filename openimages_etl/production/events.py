@@ -137,7 +137,8 @@ def poll_once(
 
 
 def relay_events(body: bytes | str, patterns: Iterable[str]) -> tuple[list[dict[str, Any]], Notification]:
-    """The events a posted notification asks for (objects whose name matches `patterns`), and the parsed notification."""
+    """The events a posted notification asks for (objects whose name matches `patterns`), and the parsed
+    notification."""
     notification = parse_notification(body)
     created = [o for o in notification.created if matches(o.url, patterns)]
     return [object_event(o, via="relay") for o in created], notification

@@ -19,7 +19,8 @@ TOP_CLASSES = 30
 MAX_BOXES_SHOWN = 30  # images with more boxes are counted in the last bar
 DPI = 110
 COLOURS = matplotlib.colormaps["tab10"].colors
-# Unhinted glyphs: 11 % faster charts (laying out and rendering text is most of their time), no visible loss at this dpi.
+# Unhinted glyphs: 11 % faster charts (laying out and rendering text is most of their time), no visible loss at
+# this dpi.
 STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,

@@ -116,7 +116,8 @@ def _selection_lines(selection: dict[str, Any]) -> list[str]:
     lines = ["selection (what an export with these parameters would select):"]
     lines += [f"  {r['entry']} -> {r['mid']} {r['name']}" for r in selection["requested"]]
     lines += [
-        f"  {selection['classes_selected']} classes with subclasses, less exclusions; images per subset: {selection['images']}"
+        f"  {selection['classes_selected']} classes with subclasses, less exclusions; "
+        f"images per subset: {selection['images']}"
     ]
     lines += [f"  note: {note}" for note in selection["notes"]]
     if selection["classes"]:

@@ -26,7 +26,8 @@ SAMPLE_PER_SUBSET = 24
 
 class MemberTableZip(ZipFileSystem):
     """fsspec's zip filesystem, listing the whole archive and describing a member from zipfile's own table: the stock
-    `find` and `info` first build a dict per member and folder (~0.15 s at 20k members); the report reads a few dozen."""
+    `find` and `info` first build a dict per member and folder (~0.15 s at 20k members); the report reads a few
+    dozen."""
 
     def find(self, path, maxdepth=None, withdirs=False, detail=False, **kwargs):
         if self._strip_protocol(str(path)) or maxdepth is not None or withdirs or detail:

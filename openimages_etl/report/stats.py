@@ -64,7 +64,8 @@ def layout_kind(layout: Layout) -> str:
 
 
 def sample_images(keys: Keys, per_subset: int) -> pl.DataFrame:
-    """Up to `per_subset` images with a file per subset, evenly spaced in ImageID order: deterministic and spread out."""
+    """Up to `per_subset` images with a file per subset, evenly spaced in ImageID order: deterministic and
+    spread out."""
     ranked = (
         scan_stored(keys.images)
         .filter(pl.col("path").is_not_null())

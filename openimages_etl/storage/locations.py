@@ -370,7 +370,8 @@ class _Unseekable:
 
 def _tar_files(fs: fsspec.AbstractFileSystem, path: str, shown: str, limits: Limits) -> Iterator[tuple[str, Any]]:
     """Stream the tar once: (safe relative name, readable) of each file. Tar headers come one by one, so the caps are
-    enforced as members arrive, and the ratio of bytes given out to compressed bytes read is checked as they are read."""
+    enforced as members arrive, and the ratio of bytes given out to compressed bytes read is checked as they are
+    read."""
     count = declared = 0
     given = [0]  # bytes given out of every member so far
     try:

@@ -4,7 +4,8 @@ Two runs for the same DEST/NAME (a doubled event, a double click) take an exclus
 lock file named after DEST/NAME; the kernel drops it when its holder ends, even by SIGKILL, so a
 killed run never blocks the next. The second run, once it holds the lock, reads the report the
 first one published: same source content (`reuse.source_key`, archives and folders alike) and
-parameters (the idempotency key) means it publishes nothing and says so; `reuse=False` forces a new export. The lock folder must be shared by every worker that writes the same DEST
+parameters (the idempotency key) means it publishes nothing and says so; `reuse=False` forces a new export.
+The lock folder must be shared by every worker that writes the same DEST
 (`OPENIMAGES_ETL_LOCK_DIR`, default: the system's temp folder), see SECURITY.md.
 """
 

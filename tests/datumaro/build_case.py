@@ -227,8 +227,8 @@ def non_hex_ids() -> Dataset:
 
 
 def cvat_frame_names() -> Dataset:
-    """Frame names as CVAT tasks have them: spaces, sub-folders (a task uploaded with folders), a comma, Unicode, a quote;
-    some without a box, so only our images.meta (shell-quoted, as Datumaro writes it) carries their size."""
+    """Frame names as CVAT tasks have them: spaces, sub-folders (a task uploaded with folders), a comma, Unicode,
+    a quote; some without a box, so only our images.meta (shell-quoted, as Datumaro writes it) carries their size."""
     ids = ["my photo", "dir/img1", "dir/sub dir/img 2", "_DSC0001", "photo, 2", "фото 3", "it's"]
     return dataset(
         [

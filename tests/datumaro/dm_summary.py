@@ -34,8 +34,8 @@ the pixel extent of those (w = x_max - x_min + 1, as Datumaro's find_mask_bbox;
 null for an empty mask) and "shape" is the decoded array's shape (it should be
 the image's [h, w]). A mask's "box" is the box it is grouped with (the box of its
 non-zero group, rounded like "bboxes"; null when ungrouped), so grouping compares
-without the group numbers; "pixels" is a digest of its non-zero pixels. Items are sorted by (subset, id); the annotations of an item
-by label and coordinates, so the output does not depend on CSV row order.
+without the group numbers; "pixels" is a digest of its non-zero pixels. Items are sorted by (subset, id);
+the annotations of an item by label and coordinates, so the output does not depend on CSV row order.
 
 "warnings" matters: Datumaro only logs (and drops the annotation) when it cannot
 find an image or cannot size a box or mask. Tests should assert it is empty.
