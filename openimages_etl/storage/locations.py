@@ -25,7 +25,14 @@ from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileSystem
 
 from openimages_etl.config import Limits
-from openimages_etl.errors import PublishError, SourceError, UnsafeSourceError, UsageError, storage_error
+from openimages_etl.errors import (
+    OpenImagesETLError,
+    PublishError,
+    SourceError,
+    UnsafeSourceError,
+    UsageError,
+    storage_error,
+)
 
 # Archive suffixes and how they open: tarfile's stream mode ("r|*") reads gzip, bzip2 and xz alike.
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
@@ -442,11 +449,7 @@ def publish_file(
         else:
             fs.put_file(str(local_path), path, callback=callback)
     except OSError as exc:
-        raise storage_error(
-            PublishError,
-            f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: {scrub(exc, storage_options)}",
-            exc,
-        ) from exc
+        raise _publish_error(dest_url, exc, storage_options) from exc
     return dest_url
 
 
@@ -479,11 +482,7 @@ def publishing(dest_url: str, storage_options: dict[str, Any]) -> Iterator[Parti
         yield partial
         fs.mv(partial.path, path)
     except OSError as exc:
-        raise storage_error(
-            PublishError,
-            f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: {scrub(exc, storage_options)}",
-            exc,
-        ) from exc
+        raise _publish_error(dest_url, exc, storage_options) from exc
     finally:
         if partial is not None:
             try:
@@ -544,3 +543,8 @@ def read_files(fs: fsspec.AbstractFileSystem, paths: list[str], shown: list[str]
 def _read_local(path: str, shown: str) -> bytes:
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def _publish_error(dest_url: str, exc: OSError, storage_options: dict[str, Any]) -> OpenImagesETLError:
+    message = f"cannot publish {display_url(dest_url)}: {type(exc).__name__}: {scrub(exc, storage_options)}"
+    return storage_error(PublishError, message, exc)
