@@ -15,9 +15,9 @@ from openimages_etl.format import tables as tables
 from openimages_etl.format.layout import CsvFile
 from openimages_etl.format.sample import BOX_COLUMNS
 from openimages_etl.format.validation import KeyIndex
+from openimages_etl.media.shards import ShardWriter, copy_entries
 from openimages_etl.options import ExportOptions
 from openimages_etl.output.deflate import write_deflated
-from openimages_etl.output.shards import ShardWriter, copy_entries
 
 KEYS = ["a", "b", "c", None, "d"]
 PROBES = pl.Series(["c", "x", None, "a", "d", "b"])

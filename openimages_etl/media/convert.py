@@ -17,7 +17,7 @@ from openimages_etl.format.layout import Layout
 from openimages_etl.format.tables import LINE
 from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.media.images import MediaError, convert_image, convert_mask
-from openimages_etl.output.shards import ShardWriter
+from openimages_etl.media.shards import ShardWriter
 from openimages_etl.progress import CONVERT, counted
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from openimages_etl.output.shards import FIXED_DOS, LOCAL_HEADER, LOCAL_SIGNATURE, new_entry, register
+from openimages_etl.media.shards import FIXED_DOS, LOCAL_HEADER, LOCAL_SIGNATURE, new_entry, register
 from openimages_etl.storage.workarea import StoredFile
 
 CHUNK = 4 << 20

@@ -15,9 +15,9 @@ from openimages_etl.errors import AccountingError
 from openimages_etl.format.layout import Layout
 from openimages_etl.format.validation import Keys
 from openimages_etl.media.convert import exported_sizes
+from openimages_etl.media.shards import copy_entries
 from openimages_etl.output.deflate import LEVEL, write_deflated
 from openimages_etl.output.partition import CsvPart
-from openimages_etl.output.shards import copy_entries
 from openimages_etl.schemas.kinds import TABLES, TableKind
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.storage.locations import PartialFile, member_path
