@@ -131,7 +131,7 @@ class SourceOptions(BaseModel):
         None,
         description="Work area for the files stages hand on: a local "
         "folder or fsspec URL every worker reaches; empty: a temporary local folder, or "
-        "DEST/.openimages-etl/work/NAME/<run id>/ for an export on a Dask scheduler",
+        "DEST/.openimages-etl/work/NAME/RUN-ID/ for an export on a Dask scheduler",
     )
 
     def source_at(self, url: str) -> Location:

@@ -163,7 +163,7 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     assert [n for n in left if n.endswith(".zip") or n.endswith((".json", ".md"))] == (
         ["ds.zip"] if step == "report" else []
     ), left
-    if left:
+    if step == "report":
         assert _valid_zip(fs, f"{s3_bucket}/out/ds.zip")
     again = _cli(args, env)
     output = again.communicate(timeout=300)[0]
@@ -171,6 +171,7 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     fs.invalidate_cache()
     report = json.loads(fs.cat_file(f"{s3_bucket}/out/ds.report.json"))
     assert report["status"] == "published" and _valid_zip(fs, f"{s3_bucket}/out/ds.zip")
+    assert not [p for p in fs.ls(f"{s3_bucket}/out") if ".part-" in p]  # the killed run's partial zip went too
 
 
 @pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])

@@ -50,7 +50,7 @@ def test_deployments_run_on_a_process_work_pool(prefect_server, s3_bucket, cvat_
     }
     assert {d["work_pool_name"] for d in deployments.values()} == {pool}
     assert deployments["adhoc"]["entrypoint"] == "openimages_etl.flows.export.export_open_images"
-    assert deployments["on-upload"]["parameters"]["image_size"] == "300k"
+    assert deployments["on-upload"]["parameters"]["options"]["image_size"] == "300k"
 
     source = f"s3://{s3_bucket}/uploads/pooled.zip"
     fsspec.filesystem("s3").put_file(str(make_archive(cvat_dir, "zip")), source)
