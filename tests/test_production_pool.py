@@ -55,7 +55,11 @@ def test_deployments_run_on_a_process_work_pool(prefect_server, s3_bucket, cvat_
     source = f"s3://{s3_bucket}/uploads/pooled.zip"
     fsspec.filesystem("s3").put_file(str(make_archive(cvat_dir, "zip")), source)
     submitted = time.time()
-    created = api.create_run(deployments["adhoc"]["id"], {"source": source, "name": "via-pool"})
+    options = {
+        **deployments["adhoc"]["parameters"]["options"],
+        "name": "via-pool",
+    }  # the API merges top-level keys only
+    created = api.create_run(deployments["adhoc"]["id"], {"source": source, "options": options})
     assert created.status_code == 201, created.text
     worker = start(["prefect", "worker", "start", "--pool", pool, "--run-once"], env, tmp_path / "worker.log")
     assert worker.wait(300) == 0, (tmp_path / "worker.log").read_text()[-3000:]
