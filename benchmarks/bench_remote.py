@@ -58,8 +58,9 @@ class PeakRSS:
         return self.peak
 
 
-def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path) -> dict:
-    """`openimages-etl export ...` with a TMPDIR of its own: wall seconds, peak TMPDIR bytes, peak client RSS bytes."""
+def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path, size: int) -> float:
+    """`openimages-etl export ...` with a TMPDIR of its own; prints its wall seconds, the peak of its TMPDIR and of its
+    RSS (also over `size`, the archive's), and the load; returns the wall seconds."""
     tmp = scratch / label.replace(" ", "-")
     tmp.mkdir(parents=True)
     started = time.perf_counter()
@@ -74,8 +75,9 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path)
         output = log.read()
     if code != 0:
         raise SystemExit(f"{label} failed ({code}):\n{output[-4000:]}")
-    print(f"  {label}: {wall:.1f} s, load {os.getloadavg()[0]:.1f}", flush=True)
-    return {"label": label, "wall": wall, "disk": disk.peak, "rss": peak_rss}
+    print(f"{label:28s} {wall:8.1f} {disk.peak / 2**20:15.1f} {disk.peak / size:10.3f} {peak_rss / 2**20:14.0f} "
+          f"{peak_rss / size:10.3f} {os.getloadavg()[0]:6.1f}", flush=True)
+    return wall
 
 
 def archive_of(images: int) -> Path:
@@ -93,6 +95,8 @@ def main() -> None:
     archive = archive_of(300 if args.small else args.images)
     size = archive.stat().st_size
     print(f"{machine()}\ninput: {archive.name}, {size / 2**20:.0f} MB, exported at original size", flush=True)
+    print(f"{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} "
+          f"{'/ archive':>10s} {'load':>6s}", flush=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-remote-"))
     try:
         with moto_server() as endpoint, prefect_server() as prefect:
@@ -104,25 +108,22 @@ def main() -> None:
             s3.mkdir(BUCKET)
             source, out = f"s3://{BUCKET}/uploads/{archive.name}", f"s3://{BUCKET}/exports"
             s3.put_file(str(archive), source)
-            local = [export("--dask (LocalCluster)", [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
-                            env, scratch),
-                     export("no Dask (threads)", [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"], env, scratch)]
+            export("--dask (LocalCluster)", [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
+                   env, scratch, size)
+            export("no Dask (threads)", [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
+                   env, scratch, size)
             cluster = {}
             for workers in (1, 2):
                 with dask_cluster(workers, scratch, env) as address:
-                    cluster[workers] = export(f"cluster of {workers}", [source, f"{out}/cluster{workers}", "--dask", address],
-                                              env, scratch)
+                    arguments = [source, f"{out}/cluster{workers}", "--dask", address]  # work area: under DEST
+                    cluster[workers] = export(f"cluster of {workers}", arguments, env, scratch, size)
             s3.invalidate_cache()
             exported = {path: s3.size(path) for path in s3.find(out) if path.endswith(".zip")}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"exports on S3: {', '.join(f'{p} {n / 2**20:.0f} MB' for p, n in sorted(exported.items()))}")
     print(f"load after the runs: {os.getloadavg()}")
-    print(f"\n{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} {'/ archive':>10s}")
-    for run in local + list(cluster.values()):
-        print(f"{run['label']:28s} {run['wall']:8.1f} {run['disk'] / 2**20:15.1f} {run['disk'] / size:10.3f} "
-              f"{run['rss'] / 2**20:14.0f} {run['rss'] / size:10.3f}")
-    print(verdict("whole flow efficiency 1 -> 2 workers, nothing shared", cluster[1]["wall"] / (2 * cluster[2]["wall"]), 0.8))
+    print(verdict("whole flow efficiency 1 -> 2 workers, nothing shared", cluster[1] / (2 * cluster[2]), 0.8))
 
 
 if __name__ == "__main__":
