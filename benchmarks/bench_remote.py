@@ -1,0 +1,130 @@
+"""Issue 13's figures: an export from S3 to S3 (moto on 127.0.0.1) through the CLI, as a user runs it.
+
+1. The machine running the flow: peak size of the client's TMPDIR (sampled every 0.2 s) and peak RSS of the
+   client process itself (its VmHWM), as fractions of the archive, on `--dask` (a LocalCluster: 2 workers on this
+   2-core machine) and without Dask. Goal: a small fraction. The work area is on S3 (`--work`), as on a cluster;
+   a LocalCluster's workers inherit the client's TMPDIR, so whatever they write locally counts too.
+2. Whole-flow efficiency from 1 to 2 workers with nothing shared: a `dask scheduler` and 1 or 2 `dask worker`
+   processes, each in its own mount namespace (tests/test_cluster.py), the work area under DEST on S3.
+   Efficiency = T1 / (2 x T2), T the command's wall time. Goal >= 80 %.
+
+Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size.
+
+    python benchmarks/bench_remote.py [--images 7000] [--small]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import fsspec
+from common import machine, prefect_server, verdict
+from datasets import photo_dataset
+
+from tests.e2e import BIN
+from tests.helpers import make_archive, moto_server
+from tests.test_cluster import FolderWatch, dask_cluster
+
+BUCKET = "bench"
+
+
+class PeakRSS:
+    """The peak RSS of one process (its own, not its children's): VmHWM from /proc, read every 0.2 s."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._done = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(0.2):
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:  # exited
+                return
+            line = next((line for line in status.splitlines() if line.startswith("VmHWM:")), None)
+            if line:
+                self.peak = max(self.peak, int(line.split()[1]) * 1024)
+
+    def stop(self) -> int:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path, size: int) -> float:
+    """`openimages-etl export ...` with a TMPDIR of its own; prints its wall seconds, the peak of its TMPDIR and of its
+    RSS (also over `size`, the archive's), and the load; returns the wall seconds."""
+    tmp = scratch / label.replace(" ", "-")
+    tmp.mkdir(parents=True)
+    started = time.perf_counter()
+    with FolderWatch(tmp) as disk, (scratch / f"{tmp.name}.log").open("w+") as log:
+        client = subprocess.Popen([str(BIN / "openimages-etl"), "export", *arguments], env={**env, "TMPDIR": str(tmp)},
+                                  stdout=log, stderr=subprocess.STDOUT)
+        rss = PeakRSS(client.pid)
+        code = client.wait()
+        wall = time.perf_counter() - started
+        peak_rss = rss.stop()
+        log.seek(0)
+        output = log.read()
+    if code != 0:
+        raise SystemExit(f"{label} failed ({code}):\n{output[-4000:]}")
+    print(f"{label:28s} {wall:8.1f} {disk.peak / 2**20:15.1f} {disk.peak / size:10.3f} {peak_rss / 2**20:14.0f} "
+          f"{peak_rss / size:10.3f} {os.getloadavg()[0]:6.1f}", flush=True)
+    return wall
+
+
+def archive_of(images: int) -> Path:
+    """The zipped dataset, built once into the benchmarks' cache."""
+    folder = photo_dataset(images, 1024, 768)
+    target = folder.with_suffix(".zip")  # where make_archive writes it
+    return target if target.exists() else make_archive(folder, "zip")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=7000, help="1024x768 JPEGs in the archive (7000: about 1 GB)")
+    parser.add_argument("--small", action="store_true", help="a quick check: 300 images (about 45 MB)")
+    args = parser.parse_args()
+    archive = archive_of(300 if args.small else args.images)
+    size = archive.stat().st_size
+    print(f"{machine()}\ninput: {archive.name}, {size / 2**20:.0f} MB, exported at original size", flush=True)
+    print(f"{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} "
+          f"{'/ archive':>10s} {'load':>6s}", flush=True)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-remote-"))
+    try:
+        with moto_server() as endpoint, prefect_server() as prefect:
+            aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
+            os.environ.update(aws)  # s3fs here and in the cluster's processes
+            env = {**os.environ, **prefect, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+            s3 = fsspec.filesystem("s3", client_kwargs={"endpoint_url": endpoint})
+            s3.mkdir(BUCKET)
+            source, out = f"s3://{BUCKET}/uploads/{archive.name}", f"s3://{BUCKET}/exports"
+            s3.put_file(str(archive), source)
+            export("--dask (LocalCluster)", [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
+                   env, scratch, size)
+            export("no Dask (threads)", [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
+                   env, scratch, size)
+            cluster = {}
+            for workers in (1, 2):
+                with dask_cluster(workers, scratch, env) as address:
+                    arguments = [source, f"{out}/cluster{workers}", "--dask", address]  # work area: under DEST
+                    cluster[workers] = export(f"cluster of {workers}", arguments, env, scratch, size)
+            s3.invalidate_cache()
+            exported = {path: s3.size(path) for path in s3.find(out) if path.endswith(".zip")}
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"exports on S3: {', '.join(f'{p} {n / 2**20:.0f} MB' for p, n in sorted(exported.items()))}")
+    print(f"load after the runs: {os.getloadavg()}")
+    print(verdict("whole flow efficiency 1 -> 2 workers, nothing shared", cluster[1] / (2 * cluster[2]), 0.8))
+
+
+if __name__ == "__main__":
+    main()
