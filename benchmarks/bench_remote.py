@@ -12,6 +12,7 @@ Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), e
 
     python benchmarks/bench_remote.py [--images 7000] [--small]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,12 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path,
     tmp.mkdir(parents=True)
     started = time.perf_counter()
     with FolderWatch(tmp) as disk, (scratch / f"{tmp.name}.log").open("w+") as log:
-        client = subprocess.Popen([str(BIN / "openimages-etl"), "export", *arguments], env={**env, "TMPDIR": str(tmp)},
-                                  stdout=log, stderr=subprocess.STDOUT)
+        client = subprocess.Popen(
+            [str(BIN / "openimages-etl"), "export", *arguments],
+            env={**env, "TMPDIR": str(tmp)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         rss = PeakRSS(client.pid)
         code = client.wait()
         wall = time.perf_counter() - started
@@ -75,8 +80,11 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path,
         output = log.read()
     if code != 0:
         raise SystemExit(f"{label} failed ({code}):\n{output[-4000:]}")
-    print(f"{label:28s} {wall:8.1f} {disk.peak / 2**20:15.1f} {disk.peak / size:10.3f} {peak_rss / 2**20:14.0f} "
-          f"{peak_rss / size:10.3f} {os.getloadavg()[0]:6.1f}", flush=True)
+    print(
+        f"{label:28s} {wall:8.1f} {disk.peak / 2**20:15.1f} {disk.peak / size:10.3f} {peak_rss / 2**20:14.0f} "
+        f"{peak_rss / size:10.3f} {os.getloadavg()[0]:6.1f}",
+        flush=True,
+    )
     return wall
 
 
@@ -95,23 +103,40 @@ def main() -> None:
     archive = archive_of(300 if args.small else args.images)
     size = archive.stat().st_size
     print(f"{machine()}\ninput: {archive.name}, {size / 2**20:.0f} MB, exported at original size", flush=True)
-    print(f"{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} "
-          f"{'/ archive':>10s} {'load':>6s}", flush=True)
+    print(
+        f"{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} "
+        f"{'/ archive':>10s} {'load':>6s}",
+        flush=True,
+    )
     scratch = Path(tempfile.mkdtemp(prefix="bench-remote-"))
     try:
         with moto_server() as endpoint, prefect_server() as prefect:
-            aws = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_DEFAULT_REGION": "us-east-1"}
+            aws = {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
             os.environ.update(aws)  # s3fs here and in the cluster's processes
             env = {**os.environ, **prefect, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
             s3 = fsspec.filesystem("s3", client_kwargs={"endpoint_url": endpoint})
             s3.mkdir(BUCKET)
             source, out = f"s3://{BUCKET}/uploads/{archive.name}", f"s3://{BUCKET}/exports"
             s3.put_file(str(archive), source)
-            export("--dask (LocalCluster)", [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
-                   env, scratch, size)
-            export("no Dask (threads)", [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
-                   env, scratch, size)
+            export(
+                "--dask (LocalCluster)",
+                [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
+                env,
+                scratch,
+                size,
+            )
+            export(
+                "no Dask (threads)",
+                [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
+                env,
+                scratch,
+                size,
+            )
             cluster = {}
             for workers in (1, 2):
                 with dask_cluster(workers, scratch, env) as address:
