@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from shlex import quote
 
 import fsspec
 import pytest
@@ -25,11 +26,18 @@ CLIENT_TEMP_LIMIT = 4 << 20  # "a few MB": the client holds no copy of the sourc
 
 def _worker_command(scheduler: str, name: str, shared: Path | None) -> list[str]:
     """A dask worker that sees no disk of the client: /tmp is a fresh tmpfs of its own, HOME is in it; only `shared`
-    (a folder of the client, when given) is mounted back at its own path."""
-    keep = f"mount --bind {shared} /mnt && " if shared else ""
-    back = f"mkdir -p {shared} && mount --move /mnt {shared} && " if shared else ""
+    (a folder of the client, when given) is mounted back at its own path, and the project's code and virtualenv
+    when they live under /tmp (a CI checkout may): code, not data."""
+    code = [Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()]
+    kept = [*([shared] if shared else []), *(c for c in code if c.is_relative_to("/tmp"))]
+    hold = "".join(
+        f"mkdir -p /mnt/oi-etl-{i} && mount --bind {quote(str(f))} /mnt/oi-etl-{i} && " for i, f in enumerate(kept)
+    )
+    back = "".join(
+        f"mkdir -p {quote(str(f))} && mount --move /mnt/oi-etl-{i} {quote(str(f))} && " for i, f in enumerate(kept)
+    )
     script = (
-        f"{keep}mount -t tmpfs tmpfs /tmp && {back}mkdir -p /tmp/home && "
+        f"{hold}mount -t tmpfs tmpfs /tmp && {back}mkdir -p /tmp/home && "
         f'exec "$0" -m distributed.cli.dask_worker {scheduler} --name {name} --nthreads 1 --nworkers 1 '
         "--no-dashboard --local-directory /tmp/dask"
     )
