@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Locator, Page, sync_playwright
 
-from .e2e import BIN, PrefectREST, client_env, running, wait_for
+from .e2e import BIN, PrefectREST, T, client_env, running, wait_for
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it): Playwright's own download is not reachable
@@ -113,17 +115,34 @@ def _open(page: Page, runs: dict, ui: str, route: str, shows: str) -> None:
     page.get_by_text(shows).first.wait_for()
 
 
+def _settled(action: Callable[[], T], what: str) -> T:
+    """Repeat a browser action until it returns something true. V2 draws a report's markdown again once all of its data
+    has arrived, so a node found first can leave the page in the middle of an action: the next try finds the new one."""
+
+    def attempt() -> T | None:
+        try:
+            return action()
+        except PlaywrightError:
+            return None
+
+    return wait_for(attempt, 90, what)
+
+
+def _scroll_to(locator: Locator) -> None:
+    _settled(lambda: locator.scroll_into_view_if_needed(timeout=10_000) or True, "a stable element to scroll to")
+
+
 def _loaded(page: Page, alt: str) -> int:
-    """The natural width of the picture titled `alt` once the browser has decoded it (0: it did not load)."""
+    """The natural width of the picture titled `alt` once the browser has decoded it."""
     picture = page.locator(f'img[alt="{alt}"]').first
-    picture.scroll_into_view_if_needed()
-    return wait_for(lambda: picture.evaluate(LOADED), 30, f"the picture {alt!r} to load") or 0
+    _scroll_to(picture)
+    return _settled(lambda: picture.evaluate(LOADED), f"the picture {alt!r} to load")
 
 
 def _screenshot(page: Page, path: Path, at: str | None = None) -> Path:
     """What the window shows, scrolled to the text `at` (V1 scrolls an inner pane, so a full-page shot would not do)."""
     if at:
-        page.get_by_text(at).first.scroll_into_view_if_needed()
+        _scroll_to(page.get_by_text(at).first)
     page.screenshot(path=path)
     return path
 
