@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NONE
+from prefect import get_run_logger
 from prefect.states import Cancelled, State
 
 from openimages_etl.config import Limits, ResizeMethod
@@ -12,7 +11,7 @@ from openimages_etl.format.layout import Layout
 from openimages_etl.format.selection import Selection
 from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.media.convert import BatchResult, convert_image_batch, convert_mask_batch
-from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.orchestration.retries import io_task
 from openimages_etl.output.partition import PartitionResult, Rejected, partition_table
 from openimages_etl.storage.workarea import StoredFile, WorkArea
 
@@ -22,14 +21,7 @@ def _not_started() -> State:
     return Cancelled(message="the run stopped before this batch had its turn")
 
 
-@task(
-    name="convert-images",
-    task_run_name="images-{subset}-{offset}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="convert-images", task_run_name="images-{subset}-{offset}")
 def convert_images(
     subset: str,
     offset: int,
@@ -56,14 +48,7 @@ def convert_images(
     return result
 
 
-@task(
-    name="convert-masks",
-    task_run_name="masks-{offset}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="convert-masks", task_run_name="masks-{offset}")
 def convert_masks(
     check: TableCheck,
     offset: int,
@@ -88,14 +73,7 @@ def convert_masks(
     return result
 
 
-@task(
-    name="partition-csv",
-    task_run_name="partition-{check.table.path}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="partition-csv", task_run_name="partition-{check.table.path}")
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def partition_csv(
     check: TableCheck,
