@@ -143,7 +143,7 @@ def test_drop_leaves_invalid_rows_out_and_accounts_for_them(cvat_dir, tmp_path):
         (["validate", "{good}"], 0),
         (["validate", "{bad}"], 1),
         (["validate", "{missing}"], 2),
-        (["export", "{good}", "{out}"], 0),
+        pytest.param(["export", "{good}", "{out}"], 0, marks=pytest.mark.slow),  # fast: test_report_visuals' export
         (["export", "{bad}", "{out}"], 1),
         (["export", "{good}", "{out}", "--subsets", "nosuch"], 2),
     ],
