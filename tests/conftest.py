@@ -13,17 +13,17 @@ import pytest
 from openimages_etl.format.sample import make_sample
 
 from .helpers import HERE, moto_server
+from .helpers import prefect_api as prefect_api_running
 from .helpers import prefect_server as prefect_server_running
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
-def prefect_api():
-    """One temporary Prefect server (SQLite) for the whole session; flows run against it for real."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+def prefect_api(tmp_path_factory):
+    """One temporary Prefect server (SQLite) for the whole session (each xdist worker's own); flows run against it
+    for real."""
+    with prefect_api_running(tmp_path_factory.mktemp("prefect-api")):
         yield
 
 

@@ -47,10 +47,12 @@ def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published
     assert not dest.exists() or list(dest.rglob("*")) == []
 
 
-@pytest.fixture
-def local_export(cvat_dir, tmp_path) -> dict[str, bytes]:
-    assert main(["export", str(cvat_dir), str(tmp_path / "local"), "--name", "ds", "--per-subset"]) == 0
-    return _members(tmp_path / "local" / "ds.zip")
+@pytest.fixture(scope="module")
+def local_export(prefect_api, sample_dirs, tmp_path_factory) -> Path:
+    """The folder of a local export, whose zips the other work areas must publish too: one run for the module."""
+    dest = tmp_path_factory.mktemp("local")
+    assert main(["export", str(sample_dirs["cvat"]), str(dest), "--name", "ds", "--per-subset"]) == 0
+    return dest
 
 
 def test_a_memory_work_area_publishes_the_same_zip_and_is_removed(local_export, cvat_dir, tmp_path):
@@ -70,9 +72,9 @@ def test_a_memory_work_area_publishes_the_same_zip_and_is_removed(local_export, 
         == 0
     )
     assert list(_members(tmp_path / "out" / "ds.zip").items()) == list(
-        local_export.items()
+        _members(local_export / "ds.zip").items()
     )  # same members, order, bytes
-    assert _members(tmp_path / "out" / "ds-train.zip") == _members(tmp_path / "local" / "ds-train.zip")
+    assert _members(tmp_path / "out" / "ds-train.zip") == _members(local_export / "ds-train.zip")
     assert fsspec.filesystem("memory").find("/stage-refs") == []
 
 
@@ -80,7 +82,9 @@ def test_an_s3_work_area_and_destination_publish_the_same_zip(local_export, cvat
     dest, work = f"s3://{s3_bucket}/out", f"s3://{s3_bucket}/work"
     assert main(["export", str(cvat_dir), dest, "--name", "ds", "--per-subset", "--work-dir", work]) == 0
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    assert list(_members(f"{dest}/ds.zip").items()) == list(local_export.items())  # streamed into a multipart upload
+    assert list(_members(f"{dest}/ds.zip").items()) == list(
+        _members(local_export / "ds.zip").items()
+    )  # streamed into a multipart upload
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(dest)) == [
         "ds-train.zip",
         "ds-validation.zip",

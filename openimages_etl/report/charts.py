@@ -28,6 +28,9 @@ STYLE = {
     "grid.alpha": 0.3,
     "font.size": 10,
     "text.hinting": "no_hinting",
+    # Titles at the top of the axes, where matplotlib puts them when nothing else is up there (as in every chart
+    # here): said outright, it skips measuring every tick label to check (7 % of the charts' time, the same PNG bytes).
+    "axes.titley": 1.0,
 }
 TOP, BOTTOM = 0.4, 0.55  # inches: the title's line above the axes, tick labels and the axis label below
 PAD = 8  # points between a text and the figure's edge
