@@ -1,19 +1,22 @@
-"""Convert and partition by subset: images and masks in batches, each CSV split in one pass."""
+"""Convert and partition by subset: images and masks in batches, each CSV split in one pass (or a large one as its
+byte ranges on a cluster, merged)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.runtime import task_run
 from prefect.states import Cancelled, State
 
 from openimages_etl.config import Limits, ResizeMethod
 from openimages_etl.format.csvcopy import with_csv_copies
+from openimages_etl.format.csvranges import range_check
 from openimages_etl.format.layout import Layout
 from openimages_etl.format.selection import Selection
-from openimages_etl.format.validation import Keys, TableCheck
+from openimages_etl.format.validation import ByteRange, Keys, TableCheck
 from openimages_etl.media.convert import BatchResult, convert_image_batch, convert_mask_batch
 from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
-from openimages_etl.output.partition import PartitionResult, Rejected, partition_table
+from openimages_etl.output.partition import PartitionResult, Rejected, merge_partitions, partition_table
 from openimages_etl.storage.workarea import StoredFile, WorkArea
 
 
@@ -88,9 +91,14 @@ def convert_masks(
     return result
 
 
+def _partition_run_name() -> str:
+    within = task_run.parameters.get("within")
+    return f"partition-{task_run.parameters['check'].table.path}" + (f"-from-{within.start}" if within else "")
+
+
 @task(
     name="partition-csv",
-    task_run_name="partition-{check.table.path}",
+    task_run_name=_partition_run_name,
     retries=2,
     retry_delay_seconds=IO_RETRY_DELAYS,
     retry_condition_fn=transient_only,
@@ -106,7 +114,23 @@ def partition_csv(
     selection: Selection | None = None,
     classes: list[str] | None = None,
     rejected: Rejected = Rejected(),
+    within: ByteRange | None = None,
 ) -> PartitionResult:
-    result = partition_table(check, keys, subsets, columns, work, selection, classes, rejected)
-    get_run_logger().info("%s: %s rows per subset, %d rejected", check.table.path, result.published, result.rejected)
+    """`check`'s CSV, or the records of its byte range `within` (see csvranges.range_check)."""
+    with range_check(check, within) as part:
+        result = partition_table(part, keys, subsets, columns, work, selection, classes, rejected)
+    _log_partition(result, f" bytes {within.start}-{within.end}" if within else "")
     return result
+
+
+@task(name="merge-csv-partitions", task_run_name="partition-{check.table.path}", cache_policy=NONE)
+def merge_csv_partitions(check: TableCheck, ranges: list[PartitionResult]) -> PartitionResult:
+    result = merge_partitions(check, ranges)
+    _log_partition(result, "")
+    return result
+
+
+def _log_partition(result: PartitionResult, where: str) -> None:
+    get_run_logger().info(
+        "%s%s: %s rows per subset, %d rejected", result.file, where, result.published, result.rejected
+    )
