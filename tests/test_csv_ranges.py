@@ -96,6 +96,7 @@ def _ranged(official_dir, tmp_path, monkeypatch, quoted: bool):
 @pytest.mark.parametrize("quoted", [False, True], ids=["plain", "quoted-newline"])
 def test_ranges_partition_to_the_bytes_of_one_pass(official_dir, tmp_path, monkeypatch, quoted):
     layout, keys, whole, merged = _ranged(official_dir, tmp_path, monkeypatch, quoted)
+    assert partition_ranges(whole, None) == ()  # one slot (threads, one worker): validated whole, partitioned whole
     ranges = partition_ranges(merged, None)
     assert len(ranges) == (0 if quoted else 5)  # a quoted field across an edge: the file whole, as validation did
     assert [r.rows for r in ranges] == ([] if quoted else [r.rows for r in merged.ranges])
