@@ -88,7 +88,7 @@ def partition(args) -> dict:
     from openimages_etl.format.layout import discover
     from openimages_etl.format.selection import SelectionSpec, select
     from openimages_etl.format.validation import build_keys, validate_table
-    from openimages_etl.output.partition import output_columns, partition_table
+    from openimages_etl.output.partition import PartitionRequest, output_columns, partition_table
     from openimages_etl.storage.locations import stage_source
 
     with tempfile.TemporaryDirectory(prefix="bench-partition-") as tmp:
@@ -109,7 +109,8 @@ def partition(args) -> dict:
             else None
         )
         started = time.perf_counter()
-        result = partition_table(boxes, keys, None, output_columns(layout.of_kind("boxes")), work / "out", selection)
+        columns = output_columns(layout.of_kind("boxes"))
+        result = partition_table(PartitionRequest(boxes, keys, None, columns, work / "out", selection))
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "published": result.published}
 

@@ -149,21 +149,28 @@ def tiny_jpegs(rng: np.random.Generator, count: int, size: tuple[int, int]) -> l
     return blobs
 
 
+def train_annotations(
+    folder: Path, rng: np.random.Generator, images: int, boxes_per_image: int, display: str = "{label}"
+) -> np.ndarray:
+    """The annotations of a CVAT-layout `folder` with one subset, train: class descriptions (DisplayName from
+    `display`, given the class's `i` and `label`), `images` listed, `boxes_per_image` boxes each; their ImageIDs."""
+    ids = hex_ids(rng, images)
+    labels = label_names(rng)
+    notes = folder / "annotations"
+    names = [display.format(i=i, label=label) for i, label in enumerate(labels)]
+    write_csv(pl.DataFrame({"LabelName": labels, "DisplayName": names}), notes / "class-descriptions.csv", header=False)
+    write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
+    write_csv(boxes(rng, ids, np.full(images, boxes_per_image), labels), notes / "train-annotations-bbox.csv")
+    return ids
+
+
 def annotation_heavy(images: int, boxes_per_image: int, seed: int = 1) -> Path:
     """A CVAT/Datumaro-layout folder: `images` small JPEGs in train, `boxes_per_image` boxes each, images.meta."""
 
     def build(folder: Path) -> None:
         rng = np.random.default_rng(seed)
-        ids = hex_ids(rng, images)
-        labels = label_names(rng)
+        ids = train_annotations(folder, rng, images, boxes_per_image, "Class {i}")
         notes = folder / "annotations"
-        write_csv(
-            pl.DataFrame({"LabelName": labels, "DisplayName": [f"Class {i}" for i in range(len(labels))]}),
-            notes / "class-descriptions.csv",
-            header=False,
-        )
-        write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
-        write_csv(boxes(rng, ids, np.full(images, boxes_per_image), labels), notes / "train-annotations-bbox.csv")
         sizes = [(160, 120), (120, 160), (144, 108)]
         blobs = tiny_jpegs(rng, 60, sizes[0]) + tiny_jpegs(rng, 60, sizes[1]) + tiny_jpegs(rng, 60, sizes[2])
         choice = rng.integers(0, len(blobs), images)
@@ -218,15 +225,7 @@ def photo_dataset(images: int, width: int, height: int, seed: int = 5) -> Path:
     """A CVAT-layout dataset of `images` photo-like JPEGs, two boxes each (the scale-out benchmark's input)."""
 
     def build(folder: Path) -> None:
-        rng = np.random.default_rng(seed)
-        ids = hex_ids(rng, images)
-        labels = label_names(rng)
-        notes = folder / "annotations"
-        write_csv(
-            pl.DataFrame({"LabelName": labels, "DisplayName": labels}), notes / "class-descriptions.csv", header=False
-        )
-        write_csv(image_list(rng, ids, "train", full=False), notes / "train-images-with-rotation.csv")
-        write_csv(boxes(rng, ids, np.full(images, 2), labels), notes / "train-annotations-bbox.csv")
+        ids = train_annotations(folder, np.random.default_rng(seed), images, 2)
         pictures = sorted(photos(min(images, 48), width, height, distinct=48).glob("*.jpg"))
         (folder / "images" / "train").mkdir(parents=True)
         for number, image_id in enumerate(ids):

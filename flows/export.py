@@ -160,9 +160,9 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             end = RunEnd(job, run, layout, work, selection_summary(selection) if selection else None)
             # 2-3. validation (polars, native threads) and image conversion (mostly Python) run side by side
             validating = validate_tables(layout, keys, work)
-            plan = plan_image_batches(layout, media_keys, chosen, job.options.image_size.target_pixels)
+            plan = plan_image_batches(layout, media_keys, chosen, job.options)
             advance(CONVERT, total=plan.images)
-            converting = convert_image_batches(plan, layout, media_keys, work, job)
+            converting = convert_image_batches(plan, layout, media_keys, work, job.limits)
             checks = validating.result()
             failures = all_failures(keys, checks)
             if failures.total and not job.drops_invalid:
@@ -174,8 +174,8 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             early = None if job.drops_invalid else partition_tables(first, keys, job, chosen, columns, work, selection)
             images = wait_for_images(converting, plan, job.name)
             segmentations = segmentation_checks(checks, selection, work)
-            mask_plan = plan_mask_batches(segmentations)
-            masks = convert_mask_batches(mask_plan, layout, media_keys, work, images, job.limits).result()
+            mask_plan = plan_mask_batches(segmentations, images)
+            masks = convert_mask_batches(mask_plan, layout, media_keys, work, job.limits).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
             if media_failures.total and not job.drops_invalid:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
-from prefect import unmapped
 from prefect.futures import PrefectFutureList
 
 from openimages_etl.config import Limits, OnInvalid, images_per_task
@@ -17,14 +16,27 @@ from openimages_etl.format.failures import FailureSummary
 from openimages_etl.format.layout import Layout
 from openimages_etl.format.selection import Selection, kept_classes, key_parameters, matching_masks, prune_hierarchy
 from openimages_etl.format.validation import Keys, TableCheck
-from openimages_etl.media.convert import BatchResult, image_batches, images_to_convert
+from openimages_etl.media.convert import (
+    BatchRequest,
+    BatchResult,
+    ImageBatch,
+    MaskBatch,
+    image_batches,
+    images_to_convert,
+)
 from openimages_etl.options import ExportOptions
 from openimages_etl.orchestration.credentials import storage_options
 from openimages_etl.orchestration.progress import artifact_key, wait_with_progress
 from openimages_etl.orchestration.workfolder import WorkFolder
 from openimages_etl.output.accounting import file_rows, unbalanced
 from openimages_etl.output.package import PublishedZip, Staged
-from openimages_etl.output.partition import PartitionResult, Rejected, output_columns, partition_ranges
+from openimages_etl.output.partition import (
+    PartitionRequest,
+    PartitionResult,
+    Rejected,
+    output_columns,
+    partition_ranges,
+)
 from openimages_etl.report.model import build_report
 from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
 from openimages_etl.storage.locations import display_url, plain_file_name, url_stem
@@ -105,34 +117,30 @@ def choose_subsets(keys: Keys, subsets: list[str] | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Batch:
-    """One conversion task: `limit` images of `subset` from `offset` (or rows of the segmentation CSV `check`)."""
-
-    offset: int
-    limit: int
-    subset: str | None = None
-    check: TableCheck | None = None
-
-
-@dataclass(frozen=True)
 class BatchPlan:
-    batches: tuple[Batch, ...] = ()
+    batches: tuple[ImageBatch | MaskBatch, ...] = ()
     images: int = 0  # images to convert in all
 
+    def requests(self, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits) -> list[BatchRequest]:
+        return [BatchRequest(batch, layout, keys, work.area, limits) for batch in self.batches]
 
-def plan_image_batches(layout: Layout, keys: Keys, chosen: list[str], target_pixels: int | None) -> BatchPlan:
+
+def plan_image_batches(layout: Layout, keys: Keys, chosen: list[str], options: ExportOptions) -> BatchPlan:
     if not keys.has_image_files:
         return BatchPlan()
+    target, method = options.image_size.target_pixels, options.resize_method
     batches = tuple(
-        Batch(offset, limit, subset) for subset, offset, limit in image_batches(layout, keys, chosen, target_pixels)
+        ImageBatch(subset, offset, limit, target, method)
+        for subset, offset, limit in image_batches(layout, keys, chosen, target)
     )
     return BatchPlan(batches, images_to_convert(keys, chosen) if batches else 0)
 
 
-def plan_mask_batches(segmentations: list[TableCheck]) -> BatchPlan:
+def plan_mask_batches(segmentations: list[TableCheck], images: list[BatchResult]) -> BatchPlan:
+    sizes = tuple(i.sizes for i in images)  # masks take the size of their converted image
     return BatchPlan(
         tuple(
-            Batch(offset, size, check=c)
+            MaskBatch(c, offset, size, sizes)
             for c in segmentations
             for size in [images_per_task(c.rows)]
             for offset in range(0, c.rows, size)
@@ -141,40 +149,15 @@ def plan_mask_batches(segmentations: list[TableCheck]) -> BatchPlan:
 
 
 def convert_image_batches(
-    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, job: ExportJob
+    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits
 ) -> PrefectFutureList:
-    b = plan.batches
-    return work.track(
-        convert_images.map(
-            [x.subset for x in b],
-            [x.offset for x in b],
-            [x.limit for x in b],
-            unmapped(layout),
-            unmapped(keys),
-            unmapped(work.area),
-            unmapped(job.options.image_size.target_pixels),
-            unmapped(job.options.resize_method),
-            unmapped(job.limits),
-        )
-    )
+    return work.track(convert_images.map(plan.requests(layout, keys, work, limits)))
 
 
 def convert_mask_batches(
-    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, images: list[BatchResult], limits: Limits
+    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits
 ) -> PrefectFutureList:
-    b, sizes = plan.batches, [i.sizes for i in images]  # masks take the size of their converted image
-    return work.track(
-        convert_masks.map(
-            [x.check for x in b],
-            [x.offset for x in b],
-            [x.limit for x in b],
-            unmapped(layout),
-            unmapped(keys),
-            unmapped(work.area),
-            unmapped(sizes),
-            unmapped(limits),
-        )
-    )
+    return work.track(convert_masks.map(plan.requests(layout, keys, work, limits)))
 
 
 def output_headers(layout: Layout) -> dict[str, list[str]]:
@@ -196,19 +179,21 @@ def partition_tables(
     """One partition task per CSV, or per byte range of a CSV validated as ranges and one more that merges them;
     `media`'s (image, mask) batches name the rows their failures reject."""
     images, masks = media
+    subsets = chosen if job.options.subsets else None
     partitions = []
     for check in tables:
         rejected = Rejected(
             tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == check.table.path)
         )
-        subsets = chosen if job.options.subsets else None
-        args = (check, keys, subsets, columns[check.table.kind], work.area, selection, classes, rejected)
+        request = PartitionRequest(
+            check, keys, subsets, columns[check.table.kind], work.area, selection, classes, rejected
+        )
         ranges = partition_ranges(check, selection)
         if ranges:
-            parts = work.track([partition_csv.submit(*args, within=r) for r in ranges])
+            parts = work.track([partition_csv.submit(request, within=r) for r in ranges])
             partitions.append(merge_csv_partitions.submit(check, parts))
         else:
-            partitions.append(partition_csv.submit(*args))
+            partitions.append(partition_csv.submit(request))
     return work.track(PrefectFutureList(partitions))
 
 

@@ -3,55 +3,43 @@ byte ranges on a cluster, merged)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.runtime import task_run
 from prefect.states import Cancelled, State
 
-from openimages_etl.config import Limits, ResizeMethod
 from openimages_etl.format.csvcopy import with_csv_copies
 from openimages_etl.format.csvranges import range_check
-from openimages_etl.format.layout import Layout
-from openimages_etl.format.selection import Selection
-from openimages_etl.format.validation import ByteRange, Keys, TableCheck
-from openimages_etl.media.convert import BatchResult, convert_image_batch, convert_mask_batch
-from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
-from openimages_etl.output.partition import PartitionResult, Rejected, merge_partitions, partition_table
-from openimages_etl.storage.workarea import StoredFile, WorkArea
+from openimages_etl.format.validation import ByteRange, TableCheck
+from openimages_etl.media.convert import BatchRequest, BatchResult, convert_batch
+from openimages_etl.orchestration.retries import io_task
+from openimages_etl.output.partition import PartitionRequest, PartitionResult, merge_partitions, partition_table
 
 
-def _not_started() -> State:
-    """A batch's end when the run stopped before its turn (a new state each time: the engine fills it in)."""
-    return Cancelled(message="the run stopped before this batch had its turn")
+@io_task(name="convert-images", task_run_name="images-{request.batch.subset}-{request.batch.offset}")
+def convert_images(request: BatchRequest) -> BatchResult | State:
+    return _converted(request)
 
 
-@task(
-    name="convert-images",
-    task_run_name="images-{subset}-{offset}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
-def convert_images(
-    subset: str,
-    offset: int,
-    limit: int,
-    layout: Layout,
-    keys: Keys,
-    work: WorkArea,
-    target_pixels: int | None,
-    resize_method: ResizeMethod,
-    limits: Limits,
-) -> BatchResult | State:
-    result = convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, resize_method, limits)
+@io_task(name="convert-masks", task_run_name="masks-{request.batch.offset}")
+def convert_masks(request: BatchRequest) -> BatchResult | State:
+    return _converted(request)
+
+
+def _converted(request: BatchRequest) -> BatchResult | State:
+    """The batch's result, logged; Cancelled when the run stopped before its turn (a new state each time: the engine
+    fills it in)."""
+    result = convert_batch(request)
     if result is None:
-        return _not_started()
+        return Cancelled(message="the run stopped before this batch had its turn")
+    batch = request.batch
     get_run_logger().info(
-        "%s images %d-%d: %d converted, %.1f MB, %d failed",
-        subset,
-        offset,
-        offset + limit,
+        "%s %d-%d: %d converted, %.1f MB, %d failed",
+        batch.label,
+        batch.offset,
+        batch.offset + batch.limit,
         result.converted,
         result.bytes_written / 1e6,
         result.failures.total,
@@ -59,66 +47,17 @@ def convert_images(
     return result
 
 
-@task(
-    name="convert-masks",
-    task_run_name="masks-{offset}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
-def convert_masks(
-    check: TableCheck,
-    offset: int,
-    limit: int,
-    layout: Layout,
-    keys: Keys,
-    work: WorkArea,
-    sizes: list[StoredFile],
-    limits: Limits,
-) -> BatchResult | State:
-    result = convert_mask_batch(layout, keys, check, offset, limit, work, sizes, limits)
-    if result is None:
-        return _not_started()
-    get_run_logger().info(
-        "%s masks %d-%d: %d converted, %d failed",
-        check.table.path,
-        offset,
-        offset + limit,
-        result.converted,
-        result.failures.total,
-    )
-    return result
-
-
 def _partition_run_name() -> str:
     within = task_run.parameters.get("within")
-    return f"partition-{task_run.parameters['check'].table.path}" + (f"-from-{within.start}" if within else "")
+    return f"partition-{task_run.parameters['request'].check.table.path}" + (f"-from-{within.start}" if within else "")
 
 
-@task(
-    name="partition-csv",
-    task_run_name=_partition_run_name,
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="partition-csv", task_run_name=_partition_run_name)
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
-def partition_csv(
-    check: TableCheck,
-    keys: Keys,
-    subsets: list[str] | None,
-    columns: list[str],
-    work: WorkArea,
-    selection: Selection | None = None,
-    classes: list[str] | None = None,
-    rejected: Rejected = Rejected(),
-    within: ByteRange | None = None,
-) -> PartitionResult:
-    """`check`'s CSV, or the records of its byte range `within` (see csvranges.range_check)."""
-    with range_check(check, within) as part:
-        result = partition_table(part, keys, subsets, columns, work, selection, classes, rejected)
+def partition_csv(request: PartitionRequest, within: ByteRange | None = None) -> PartitionResult:
+    """The request's CSV, or the records of its byte range `within` (see csvranges.range_check)."""
+    with range_check(request.check, within) as part:
+        result = partition_table(replace(request, check=part))
     _log_partition(result, f" bytes {within.start}-{within.end}" if within else "")
     return result
 

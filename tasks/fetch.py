@@ -4,36 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NONE
+from prefect import get_run_logger
 
 from openimages_etl.config import Limits
 from openimages_etl.format.layout import Layout, discover
-from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.orchestration.retries import io_task
 from openimages_etl.storage.locations import DatasetRoot, display_url, stage_source
 from openimages_etl.storage.workarea import WorkArea
 
 
-@task(
-    name="fetch-source",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="fetch-source")
 def fetch_source(source: str, storage_options: dict[str, Any], work: WorkArea, limits: Limits) -> DatasetRoot:
     root = stage_source(source, storage_options, work.url, limits, work.storage_options)
     get_run_logger().info("Source %s readable as %s", display_url(source), display_url(root.url))
     return root
 
 
-@task(
-    name="discover-layout",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="discover-layout")
 def discover_layout(root: DatasetRoot, work: WorkArea, limits: Limits) -> Layout:
     layout = discover(root, work.sub("index"), limits)
     logger = get_run_logger()

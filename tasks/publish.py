@@ -16,7 +16,7 @@ from openimages_etl.format.csvcopy import with_csv_copies
 from openimages_etl.format.layout import Layout
 from openimages_etl.format.selection import Selection, image_id_list
 from openimages_etl.orchestration.progress import artifact_key
-from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.orchestration.retries import io_task
 from openimages_etl.output.package import PublishedZip, Staged, package
 from openimages_etl.progress import UploadProgress
 from openimages_etl.report.inline import data_urls
@@ -28,13 +28,7 @@ from openimages_etl.storage.reuse import source_key
 from openimages_etl.storage.runlock import idempotency_key, published_report, remove_leftovers
 
 
-@task(
-    name="claim-destination",
-    retries=3,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="claim-destination", retries=3)
 def claim_destination(
     source: str,
     source_options: dict[str, Any],
@@ -83,14 +77,7 @@ def report_unchanged(run: dict[str, Any], name: str, dest: str, storage_options:
     return report.as_dict()
 
 
-@task(
-    name="package-zip",
-    task_run_name="zip-{name}",
-    retries=3,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="package-zip", task_run_name="zip-{name}", retries=3)
 def package_zip(
     name: str, subsets: list[str], layout: Layout, staged: Staged, dest: str, storage_options: dict[str, Any]
 ) -> PublishedZip:
@@ -104,13 +91,7 @@ def package_zip(
     return PublishedZip(url, size, members)
 
 
-@task(
-    name="publish-image-ids",
-    retries=3,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="publish-image-ids", retries=3)
 def publish_image_ids(selection: Selection, name: str, dest: str, storage_options: dict[str, Any]) -> dict[str, Any]:
     """DEST/NAME.image-ids.csv, the list that reproduces this export (--image-ids); returns its line of the report."""
     data, listed = image_id_list(selection)
@@ -120,13 +101,7 @@ def publish_image_ids(selection: Selection, name: str, dest: str, storage_option
     return {**listed, "url": display_url(url)}
 
 
-@task(
-    name="write-report",
-    retries=3,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="write-report", retries=3)
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def write_report(
     report: RunReport,

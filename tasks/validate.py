@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NONE
+from prefect import get_run_logger
 
 from openimages_etl.format.csvcopy import with_csv_copies
 from openimages_etl.format.csvranges import merged_check, validate_range
 from openimages_etl.format.layout import CsvFile, Layout
 from openimages_etl.format.validation import Keys, TableCheck, build_keys, validate_table
-from openimages_etl.orchestration.retries import IO_RETRY_DELAYS, transient_only
+from openimages_etl.orchestration.retries import io_task
 from openimages_etl.storage.workarea import WorkArea
 
 
-@task(
-    name="index-dataset",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="index-dataset")
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def index_dataset(layout: Layout, work: WorkArea) -> Keys:
     keys = build_keys(layout, work)
@@ -29,14 +22,7 @@ def index_dataset(layout: Layout, work: WorkArea) -> Keys:
     return keys
 
 
-@task(
-    name="validate-csv",
-    task_run_name="validate-{table.path}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="validate-csv", task_run_name="validate-{table.path}")
 @with_csv_copies  # the CSVs it reads, copied on this worker, go when it ends
 def validate_csv(table: CsvFile, layout: Layout, keys: Keys, work: WorkArea, keep: int) -> TableCheck:
     check = validate_table(layout, table, keys, work, keep)
@@ -51,14 +37,7 @@ def _log_check(check: TableCheck) -> None:
         logger.warning("%s", failure)
 
 
-@task(
-    name="validate-csv-range",
-    task_run_name="validate-{table.path}-from-{start}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="validate-csv-range", task_run_name="validate-{table.path}-from-{start}")
 def validate_csv_range(
     table: CsvFile, start: int, end: int, layout: Layout, keys: Keys, work: WorkArea, keep: int
 ) -> TableCheck | None:
@@ -73,14 +52,7 @@ def validate_csv_range(
     return check
 
 
-@task(
-    name="merge-csv-ranges",
-    task_run_name="validate-{table.path}",
-    retries=2,
-    retry_delay_seconds=IO_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NONE,
-)
+@io_task(name="merge-csv-ranges", task_run_name="validate-{table.path}")
 @with_csv_copies
 def merge_csv_ranges(
     table: CsvFile, parts: list[TableCheck | None], layout: Layout, keys: Keys, work: WorkArea, keep: int

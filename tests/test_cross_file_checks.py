@@ -15,7 +15,7 @@ from PIL import Image
 
 from openimages_etl.format.layout import discover
 from openimages_etl.format.validation import build_keys, validate_table
-from openimages_etl.media.convert import convert_mask_batch
+from openimages_etl.media.convert import BatchRequest, MaskBatch, convert_batch
 from openimages_etl.storage.locations import DatasetRoot
 
 from .helpers import ANN, validate
@@ -164,7 +164,7 @@ def test_an_empty_mask_at_image_size_is_invalid(cvat_dir, tmp_path):
         for t in layout.tables
         if t.path.endswith("train-annotations-object-segmentation.csv")
     )
-    result = convert_mask_batch(layout, keys, check, 0, 100, work / "out")
+    result = convert_batch(BatchRequest(MaskBatch(check, 0, 100), layout, keys, work / "out"))
     assert result.converted == check.rows - 1
     (failure,) = result.failures.samples
     assert failure.file == check.table.path and failure.column == "MaskPath" and "no object pixel" in failure.check

@@ -17,6 +17,7 @@ from openimages_etl.format.layout import discover
 from openimages_etl.format.tables import LINE
 from openimages_etl.format.validation import build_keys, validate_table
 from openimages_etl.output.partition import (
+    PartitionRequest,
     Rejected,
     merge_partitions,
     output_columns,
@@ -106,7 +107,9 @@ def test_ranges_partition_to_the_bytes_of_one_pass(official_dir, tmp_path, monke
 
     def partition(check, out, within=None):
         with range_check(check, within) as part:
-            return partition_table(part, keys, None, columns, WorkArea.of(tmp_path / out), rejected=rejected)
+            return partition_table(
+                PartitionRequest(part, keys, None, columns, WorkArea.of(tmp_path / out), rejected=rejected)
+            )
 
     one = partition(whole, "one")
     split = merge_partitions(merged, [partition(merged, "split", r) for r in ranges]) if ranges else one
@@ -138,5 +141,7 @@ def test_a_range_that_does_not_read_at_partition_is_named_by_its_line_in_the_fil
     expected = data[:line_start].count(b"\n") + 1
     assert third.lines_before + 1 == expected > 200
     with pytest.raises(UnreadableFileError) as raised, range_check(merged, third) as part:
-        partition_table(part, keys, None, output_columns(layout.of_kind("boxes")), WorkArea.of(tmp_path / "out"))
+        partition_table(
+            PartitionRequest(part, keys, None, output_columns(layout.of_kind("boxes")), WorkArea.of(tmp_path / "out"))
+        )
     assert raised.value.file == BOXES and raised.value.row == expected

@@ -27,9 +27,9 @@ def ranges_forced(monkeypatch) -> list[tuple[str, int]]:
     monkeypatch.setattr(csvranges, "MIN_RANGE_BYTES", 1)
     partition, seen = convert_tasks.partition_table, []
 
-    def recorded(check, *args, **kwargs):
-        seen.append((check.table.path, check.table.start))
-        return partition(check, *args, **kwargs)
+    def recorded(request):
+        seen.append((request.check.table.path, request.check.table.start))
+        return partition(request)
 
     monkeypatch.setattr(convert_tasks, "partition_table", recorded)
     return seen
@@ -84,9 +84,9 @@ def test_a_range_part_lost_after_its_task_returned_is_exit_4_and_nothing_is_publ
 ):
     partition = convert_tasks.partition_table
 
-    def losing_a_part(check, *args, **kwargs):  # the fault only: a later range's part goes, or is cut short
-        result = partition(check, *args, **kwargs)
-        if check.table.start and result.parts:
+    def losing_a_part(request):  # the fault only: a later range's part goes, or is cut short
+        result = partition(request)
+        if request.check.table.start and result.parts:
             path = Path(result.parts[0].file.url)
             path.unlink() if fault == "deleted" else path.write_bytes(path.read_bytes()[:-2])
         return result

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published(
     fault, cvat_dir, tmp_path, monkeypatch, capsys
 ):
-    convert = convert_tasks.convert_image_batch
+    convert = convert_tasks.convert_batch
 
     def losing_its_shard(*args, **kwargs):  # the fault only: the batch's shard goes, or is cut short, once it returned
         result = convert(*args, **kwargs)
@@ -33,7 +33,7 @@ def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published
             path.unlink() if fault == "deleted" else path.write_bytes(path.read_bytes()[: result.shard.size // 2])
         return result
 
-    monkeypatch.setattr(convert_tasks, "convert_image_batch", losing_its_shard)
+    monkeypatch.setattr(convert_tasks, "convert_batch", losing_its_shard)
     dest = tmp_path / "out"
     assert main(["export", str(cvat_dir), str(dest), "--name", "ds"]) == 4
     assert ("missing" if fault == "deleted" else "bytes, its task wrote") in capsys.readouterr().err

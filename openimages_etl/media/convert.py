@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,75 +91,95 @@ def source_bytes_per_image(layout: Layout, keys: Keys, subset: str, count: int, 
     return sum(fs.size(member_path(base, path)) for path in paths) / len(paths)
 
 
-def convert_image_batch(
-    layout: Layout,
-    keys: Keys,
-    subset: str,
-    offset: int,
-    limit: int,
-    work: WorkArea | Path,
-    target_pixels: int | None,
-    method: ResizeMethod = ResizeMethod.fast,
-    limits: Limits = Limits(),
-) -> BatchResult | None:
-    """One batch of a subset's images into a shard of `work`, once it has its turn: a batch waiting holds nothing.
+@dataclass(frozen=True)
+class ImageBatch:
+    """`limit` of a subset's images from `offset`, resized to `target_pixels` by `method` (None: originals kept)."""
+
+    subset: str
+    offset: int
+    limit: int
+    target_pixels: int | None = None
+    method: ResizeMethod = ResizeMethod.fast
+
+    @property
+    def turn(self) -> threading.Semaphore:
+        return PYTHON_BOUND if self.target_pixels is None else NATIVE_BOUND
+
+    @property
+    def label(self) -> str:
+        return f"{self.subset} images"
+
+
+@dataclass(frozen=True)
+class MaskBatch:
+    """`limit` valid rows of the segmentation CSV `check` from `offset`, each mask at the size of its converted image
+    (`sizes`, the image batches' tables of them)."""
+
+    check: TableCheck
+    offset: int
+    limit: int
+    sizes: tuple[StoredFile, ...] = ()
+
+    @property
+    def turn(self) -> threading.Semaphore:
+        return NATIVE_BOUND
+
+    @property
+    def label(self) -> str:
+        return f"{self.check.table.path} masks"
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """One conversion task: its batch, the source's layout and key tables, the work area its shard goes to and the
+    caps on untrusted media."""
+
+    batch: ImageBatch | MaskBatch
+    layout: Layout
+    keys: Keys
+    work: WorkArea | Path
+    limits: Limits = Limits()
+
+
+def convert_batch(request: BatchRequest) -> BatchResult | None:
+    """A batch of images or masks into a shard of the work area, once it has its turn: a batch waiting holds nothing.
     None when the run stopped before that turn came (WorkArea.stop)."""
-    work = WorkArea.of(work)
-    with PYTHON_BOUND if target_pixels is None else NATIVE_BOUND:
+    work, batch = WorkArea.of(request.work), request.batch
+    with batch.turn:
         if work.stopped():
             return None
-        return _convert_image_batch(layout, keys, subset, offset, limit, work, target_pixels, method, limits)
+        convert = _convert_image_batch if isinstance(batch, ImageBatch) else _convert_mask_batch
+        return convert(batch, request.layout, request.keys, work, request.limits)
 
 
-def _convert_image_batch(
-    layout: Layout,
-    keys: Keys,
-    subset: str,
-    offset: int,
-    limit: int,
-    work: WorkArea,
-    target_pixels: int | None,
-    method: ResizeMethod,
-    limits: Limits,
-) -> BatchResult:
-    fs, base = layout.root.open_fs()
-    rows = (
-        images_of(keys, subset)
-        .slice(offset, limit)
-        .select(
-            ImageList.image_id,
-            "path",
-            pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("").alias("suffix"),
-        )
+def image_rows(keys: Keys, batch: ImageBatch) -> pl.DataFrame:
+    """The batch's images: ImageID, path in the source and the file's suffix (kept by originals)."""
+    suffix = pl.col("path").str.extract(r"(\.[^./]+)$").str.to_lowercase().fill_null("")
+    return (
+        images_of(keys, batch.subset)
+        .slice(batch.offset, batch.limit)
+        .select(ImageList.image_id, "path", suffix.alias("suffix"))
         .collect()
     )
+
+
+def _convert_image_batch(batch: ImageBatch, layout: Layout, keys: Keys, work: WorkArea, limits: Limits) -> BatchResult:
+    subset, offset, rows = batch.subset, batch.offset, image_rows(keys, batch)
+    fs, base = layout.root.open_fs()
     paths = rows.get_column("path").to_list()
-    sizes, failed, written = [], [], 0
-    shard_name = media_shard(f"images-{subset}", offset)
-    with work.create(shard_name) as handle:
-        shard = ShardWriter(handle)
+    out, sizes = _BatchOutput(work, "images", subset, offset, {subset: 0}), []
+    with out.writing():
         files = read_files(fs, [member_path(base, path) for path in paths], paths)
         for (image_id, path, suffix), data in counted(zip(rows.iter_rows(), files), CONVERT):
             try:
                 safe_id(image_id)
-                data, extension, height, width = convert_image(data, target_pixels, limits, method)
+                data, extension, height, width = convert_image(data, batch.target_pixels, limits, batch.method)
             except (MediaError, UnsafeSourceError) as exc:
-                failed.append(
-                    {
-                        "file": path,
-                        "row": None,
-                        "column": None,
-                        "check": str(exc),
-                        "value": image_id,
-                        "ImageID": image_id,
-                    }
-                )
+                out.fail(path, None, None, exc, image_id)
                 continue
             name = image_id + (extension or suffix)
-            shard.add(f"images/{subset}/{name}", data)
-            written += len(data)
+            out.add(subset, name, data)
             sizes.append((image_id, height, width, name))
-        shard.close()
     size_table = work.write_parquet(
         f"sizes/{subset}-{offset}.parquet",
         pl.DataFrame(
@@ -166,14 +188,8 @@ def _convert_image_batch(
             orient="row",
         ),
     )
-    rejected = work.write_parquet(
-        f"rejected/images-{subset}-{offset}.parquet",
-        pl.DataFrame({ImageList.image_id: [f["ImageID"] for f in failed]}, schema={ImageList.image_id: pl.String}),
-    )
-    log = FailureLog()
-    log.add(failure_frame([{k: v for k, v in f.items() if k != "ImageID"} for f in failed]))
-    return BatchResult(
-        {subset: len(sizes)}, written, work.stored(shard_name, len(sizes)), rejected, size_table, failures=log.summary()
+    return out.result(
+        f"rejected/images-{subset}-{offset}.parquet", pl.col("value").alias(ImageList.image_id), sizes=size_table
     )
 
 
@@ -208,42 +224,14 @@ def mask_jobs(check: TableCheck, keys: Keys) -> pl.LazyFrame:
     return scan_stored(check.mask_jobs).join(subsets, on=ImageList.image_id, how="inner").sort(LINE)
 
 
-def convert_mask_batch(
-    layout: Layout,
-    keys: Keys,
-    check: TableCheck,
-    offset: int,
-    limit: int,
-    work: WorkArea | Path,
-    sizes: list[StoredFile] = (),
-    limits: Limits = Limits(),
-) -> BatchResult | None:
-    """One batch of a segmentation CSV's masks into a shard of `work`, at the size of their images (`sizes` of the
-    image batches), once it has its turn; None when the run stopped before."""
-    work = WorkArea.of(work)
-    with NATIVE_BOUND:
-        if work.stopped():
-            return None
-        return _convert_mask_batch(layout, keys, check, offset, limit, work, sizes, limits)
-
-
-def _convert_mask_batch(
-    layout: Layout,
-    keys: Keys,
-    check: TableCheck,
-    offset: int,
-    limit: int,
-    work: WorkArea,
-    sizes: list[StoredFile],
-    limits: Limits,
-) -> BatchResult:
-    fs, base = layout.root.open_fs()
-    # in the CSV's line order, so the same input gives the same shard (and zip) on every run
-    jobs = (
-        mask_jobs(check, keys)
-        .slice(offset, limit)
+def mask_rows(layout: Layout, keys: Keys, batch: MaskBatch) -> pl.DataFrame:
+    """The batch's masks, in the CSV's line order (the same input gives the same shard and zip on every run): MaskPath,
+    subset, line, their image's exported size, and their file (in a masks zip `shard` of the source, or not)."""
+    return (
+        mask_jobs(batch.check, keys)
+        .slice(batch.offset, batch.limit)
         .join(
-            exported_sizes(keys, sizes).select(ImageList.image_id, "height", "width"),
+            exported_sizes(keys, batch.sizes).select(ImageList.image_id, "height", "width"),
             on=ImageList.image_id,
             how="left",
             maintain_order="left",
@@ -258,13 +246,16 @@ def _convert_mask_batch(
         .select(Segmentation.mask_path, "subset", LINE, "height", "width", "shard", "path")
         .collect()
     )
+
+
+def _convert_mask_batch(batch: MaskBatch, layout: Layout, keys: Keys, work: WorkArea, limits: Limits) -> BatchResult:
+    check, offset, jobs = batch.check, batch.offset, mask_rows(layout, keys, batch)
+    fs, base = layout.root.open_fs()
     shards: dict[str, ZipFileSystem] = {}
     read = reader(fs)
-    failed, written, done = [], 0, {}
     stem = file_slug(check.table.path)
-    shard_name = media_shard(f"masks-{stem}", offset)
-    with work.create(shard_name) as handle:
-        out = ShardWriter(handle)
+    out = _BatchOutput(work, "masks", stem, offset)
+    with out.writing():
         for mask_name, subset, line, height, width, shard, path in jobs.iter_rows():
             try:
                 safe_name(mask_name, "MaskPath")
@@ -278,34 +269,50 @@ def _convert_mask_batch(
                     data = read_member(shards[shard], path, f"{shard}:{path}")
                 png = convert_mask(data, (height, width) if height else None, limits)
             except (MediaError, UnsafeSourceError) as exc:
-                failed.append(
-                    {
-                        "file": check.table.path,
-                        "row": line,
-                        "column": Segmentation.mask_path,
-                        "check": str(exc),
-                        "value": mask_name,
-                    }
-                )
+                out.fail(check.table.path, line, Segmentation.mask_path, exc, mask_name)
                 continue
-            out.add(f"masks/{subset}/{mask_name}", png)
-            written += len(png)
-            done[subset] = done.get(subset, 0) + 1
-        out.close()
-    rejected = work.write_parquet(
-        f"rejected/lines-{stem}-{offset}.parquet",
-        pl.DataFrame({LINE: [f["row"] for f in failed]}, schema={LINE: pl.Int64}),
-    )
-    log = FailureLog()
-    log.add(failure_frame(failed))
-    return BatchResult(
-        done,
-        written,
-        work.stored(shard_name, sum(done.values())),
-        rejected,
-        table=check.table.path,
-        failures=log.summary(),
-    )
+            out.add(subset, mask_name, png)
+    return out.result(f"rejected/lines-{stem}-{offset}.parquet", pl.col("row").alias(LINE), table=check.table.path)
+
+
+class _BatchOutput:
+    """What a batch writes: its shard of converted files (`kind`/subset/name in the export), counted per subset, and
+    the failures that reject their rows (records of failure_frame)."""
+
+    def __init__(self, work: WorkArea, kind: str, stem: str, offset: int, converted: dict[str, int] | None = None):
+        self.work, self.kind, self.shard = work, kind, media_shard(f"{kind}-{stem}", offset)
+        self.converted, self.written, self.failed = converted or {}, 0, []
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """The shard open for `add`; complete (and visible in the work area) once the block ends without error."""
+        with self.work.create(self.shard) as handle:
+            self._writer = ShardWriter(handle)
+            yield
+            self._writer.close()
+
+    def add(self, subset: str, name: str, data: bytes) -> None:
+        self._writer.add(f"{self.kind}/{subset}/{name}", data)
+        self.written += len(data)
+        self.converted[subset] = self.converted.get(subset, 0) + 1
+
+    def fail(self, file: str, row: int | None, column: str | None, exc: Exception, value: str) -> None:
+        self.failed.append({"file": file, "row": row, "column": column, "check": str(exc), "value": value})
+
+    def result(self, rejected_name: str, rejects: pl.Expr, **refs: StoredFile | str) -> BatchResult:
+        """The batch's result once its shard is written: `rejects` picks, from its failures, what names the rows they
+        reject (written to `rejected_name`); `refs` are the kind's own fields of BatchResult."""
+        failures = failure_frame(self.failed)
+        log = FailureLog()
+        log.add(failures)
+        return BatchResult(
+            self.converted,
+            self.written,
+            self.work.stored(self.shard, sum(self.converted.values())),
+            self.work.write_parquet(rejected_name, failures.select(rejects)),
+            failures=log.summary(),
+            **refs,
+        )
 
 
 def media_shard(stem: str, offset: int) -> str:

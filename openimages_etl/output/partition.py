@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -72,22 +73,29 @@ def rejected_images(rejected: Rejected) -> pl.Series:
     return pl.concat(ids) if ids else pl.Series([], dtype=pl.String)
 
 
-def partition_table(
-    check: TableCheck,
-    keys: Keys,
-    subsets: list[str] | None,
-    columns: list[str],
-    work: WorkArea,
-    selection: Selection | None = None,
-    classes: list[str] | None = None,
-    rejected: Rejected = Rejected(),
-) -> PartitionResult:
-    """Two streaming scans of the CSV: one counts rows per (subset, rejected, selected), one writes every wanted
-    subset's part into `work`'s parts/. `selection` leaves rows of other images and classes out (not selected);
+@dataclass(frozen=True)
+class PartitionRequest:
+    """One CSV to split: its verdict, the key tables, the subsets to write (None: all), the output CSV's `columns`,
+    the work area the parts go to. `selection` leaves rows of other images and classes out (not selected);
     `classes` keeps only those rows of the class descriptions; `rejected` names rows media conversion rejected."""
+
+    check: TableCheck
+    keys: Keys
+    subsets: list[str] | None
+    columns: list[str]
+    work: WorkArea | Path
+    selection: Selection | None = None
+    classes: list[str] | None = None
+    rejected: Rejected = Rejected()
+
+
+def partition_table(request: PartitionRequest) -> PartitionResult:
+    """Two streaming scans of the CSV: one counts rows per (subset, rejected, selected), one writes every wanted
+    subset's part into the work area's parts/."""
+    check, subsets, columns, selection = request.check, request.subsets, request.columns, request.selection
     table = check.table
-    work = WorkArea.of(work)
-    routed = _selected(_routed(check, keys, rejected), table.kind, selection, classes)
+    work = WorkArea.of(request.work)
+    routed = _selected(_routed(check, request.keys, request.rejected), table.kind, selection, request.classes)
     try:  # validated already, but a byte range is read anew (csvranges.range_check)
         with CSV_PASSES:
             counts = routed.group_by("subset", "rejected", "selected").len().collect()
