@@ -6,8 +6,8 @@ Goals: `validate` and partitioning each within 2x the bare read, each with peak 
 
     python benchmarks/bench_validate.py [--rows 14600000] [--images 1740000] [--dask]
 
-With --dask, `validate` on a LocalCluster of 1 and of 2 one-thread workers instead (issue 13 §5: on 2 the bbox
-CSV goes as 2 byte ranges), and the ratio of the two.
+With --dask, `validate` and the export's partition stage on a LocalCluster of 1 and of 2 one-thread workers instead
+(issue 13 §5: on 2 the bbox CSV and the image list go as 2 byte ranges each), and the ratio of the two.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=14_600_000)
     parser.add_argument("--images", type=int, default=1_740_000)
-    parser.add_argument("--dask", action="store_true", help="validate on 1 and 2 Dask workers instead")
+    parser.add_argument("--dask", action="store_true", help="validate and partition on 1 and 2 Dask workers instead")
     args = parser.parse_args()
     source = official_annotations(args.rows, args.images)
     bbox = source / "train-annotations-bbox.csv"
@@ -32,12 +32,17 @@ def main() -> None:
     )
     if args.dask:
         with prefect_server() as env:
-            one, two = (
-                measure(f"validate on {n} Dask worker(s)", [*OURS, "validate", str(source), "--workers", str(n)], env)
+            runs = {
+                (step, n): measure(
+                    f"{step} on {n} Dask worker(s)", [*OURS, step, str(source), "--workers", str(n)], env
+                )
+                for step in ("validate", "partition")
                 for n in (1, 2)
-            )
-        print(table([one, two]))
-        print(verdict("validate: efficiency from 1 to 2 workers", one.seconds / (2 * two.seconds), 0.8))
+            }
+        print(table(list(runs.values())))
+        for step in ("validate", "partition"):
+            one, two = runs[step, 1], runs[step, 2]
+            print(verdict(f"{step}: efficiency from 1 to 2 workers", one.seconds / (2 * two.seconds), 0.8))
         return
     baseline = measure("bare pyarrow.csv.read_csv of the bbox CSV", [*OURS, "read-csv", str(bbox)])
     with prefect_server() as env:

@@ -4,6 +4,9 @@ child.py export SOURCE DEST [--image-size 300k] [--dask ADDRESS|local] [--worker
 child.py validate SOURCE
 child.py partition SOURCE [--select CLASS --per-class N]
                                    (index + validate (+ select) untimed, then partition_table timed)
+child.py partition SOURCE --workers N
+                                   (the export flow's stages on a LocalCluster of N one-thread workers: index +
+                                   validate untimed, then the partition stage timed; on 2 a large CSV goes as ranges)
 child.py images SOURCE_DIR OUT_DIR [--method fast|tfds] [--threads N]
 child.py image-steps SOURCE_DIR    (ms per image of full decodes and of each step of ours, one thread)
 child.py select SOURCE CLASS [--per-class N]   (index untimed, then the selection timed)
@@ -80,6 +83,8 @@ def validate(args) -> dict:
 
 
 def partition(args) -> dict:
+    if args.workers:
+        return partition_stage(args)
     from openimages_etl.format.layout import discover
     from openimages_etl.format.selection import SelectionSpec, select
     from openimages_etl.format.validation import build_keys, validate_table
@@ -108,6 +113,34 @@ def partition(args) -> dict:
         result = partition_table(PartitionRequest(boxes, keys, None, columns, work / "out", selection))
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "published": result.published}
+
+
+def partition_stage(args) -> dict:
+    """The partition stage as the export flow runs it (flows.stages.partition_tables), on Dask."""
+    from prefect import flow
+
+    from openimages_etl.flows.export import index_source, validate_tables
+    from openimages_etl.flows.scaleout import on_dask
+    from openimages_etl.flows.stages import ExportJob, output_headers, partition_tables
+    from openimages_etl.format.csvcopy import csv_copies
+    from openimages_etl.options import ExportOptions
+    from openimages_etl.orchestration.workfolder import work_folder
+
+    @flow(name="bench-partition-stage")
+    def stage(source: str, dest: str) -> dict:
+        job = ExportJob.read(source, ExportOptions(dest=dest, name="bench"), {})
+        with work_folder() as work, csv_copies():
+            layout, keys = index_source(source, {}, work, job.limits)
+            checks = validate_tables(layout, keys, work).result()
+            started = time.perf_counter()
+            chosen = sorted(keys.images_per_subset)
+            results = partition_tables(checks, keys, job, chosen, output_headers(layout), work, None).result()
+            seconds = time.perf_counter() - started
+        parts = {r.file: len({p.start for p in r.parts}) for r in results}
+        return {"seconds": seconds, "published": {r.file: r.published for r in results}, "ranges": parts}
+
+    with tempfile.TemporaryDirectory(prefix="bench-partition-") as dest:
+        return on_dask(stage, None, args.workers)(source=args.source, dest=dest)
 
 
 def select(args) -> dict:
@@ -228,7 +261,8 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("source")
         sub.set_defaults(run=function)
-    commands.choices["validate"].add_argument("--workers", type=int, default=None)
+    for name in ("validate", "partition"):
+        commands.choices[name].add_argument("--workers", type=int, default=None)
     sub.add_argument("--select", default=None, metavar="CLASS")
     sub.add_argument("--per-class", type=int, default=2000)
     sub = commands.add_parser("select")

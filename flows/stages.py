@@ -30,13 +30,19 @@ from openimages_etl.orchestration.progress import artifact_key, wait_with_progre
 from openimages_etl.orchestration.workfolder import WorkFolder
 from openimages_etl.output.accounting import file_rows, unbalanced
 from openimages_etl.output.package import PublishedZip, Staged
-from openimages_etl.output.partition import PartitionRequest, PartitionResult, Rejected, output_columns
+from openimages_etl.output.partition import (
+    PartitionRequest,
+    PartitionResult,
+    Rejected,
+    output_columns,
+    partition_ranges,
+)
 from openimages_etl.report.model import build_report
 from openimages_etl.schemas.kinds import ANNOTATIONS, COUNT_KINDS, TABLES, TableKind
 from openimages_etl.storage.locations import display_url, plain_file_name, url_stem
 from openimages_etl.storage.runlock import run_work_dir
 from openimages_etl.storage.workarea import StoredFile
-from openimages_etl.tasks.convert import convert_images, convert_masks, partition_csv
+from openimages_etl.tasks.convert import convert_images, convert_masks, merge_csv_partitions, partition_csv
 from openimages_etl.tasks.publish import package_zip, publish_image_ids, write_report
 
 
@@ -170,21 +176,25 @@ def partition_tables(
     media: tuple[list[BatchResult], list[BatchResult]] = ([], []),
     classes: list[str] | None = None,
 ) -> PrefectFutureList:
-    """One partition task per CSV; `media`'s (image, mask) batches name the rows their failures reject."""
+    """One partition task per CSV, or per byte range of a CSV validated as ranges and one more that merges them;
+    `media`'s (image, mask) batches name the rows their failures reject."""
     images, masks = media
-    rejected = [
-        Rejected(tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == c.table.path))
-        for c in tables
-    ]
     subsets = chosen if job.options.subsets else None
-    return work.track(
-        partition_csv.map(
-            [
-                PartitionRequest(c, keys, subsets, columns[c.table.kind], work.area, selection, classes, r)
-                for c, r in zip(tables, rejected)
-            ]
+    partitions = []
+    for check in tables:
+        rejected = Rejected(
+            tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == check.table.path)
         )
-    )
+        request = PartitionRequest(
+            check, keys, subsets, columns[check.table.kind], work.area, selection, classes, rejected
+        )
+        ranges = partition_ranges(check, selection)
+        if ranges:
+            parts = work.track([partition_csv.submit(request, within=r) for r in ranges])
+            partitions.append(merge_csv_partitions.submit(check, parts))
+        else:
+            partitions.append(partition_csv.submit(request))
+    return work.track(PrefectFutureList(partitions))
 
 
 def wait_for_images(converting: PrefectFutureList, plan: BatchPlan, name: str) -> list[BatchResult]:

@@ -17,12 +17,14 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from importlib import metadata
 from pathlib import Path
 from unittest import mock
 
+import fsspec
 import numpy as np
 from PIL import Image
 
@@ -206,3 +208,10 @@ def noise_jpeg(width: int, height: int, quality: int = 95) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rng.integers(0, 255, (height, width, 3), np.uint8)).save(buffer, "JPEG", quality=quality)
     return buffer.getvalue()
+
+
+def zip_members(zip_path: Path | str, storage_options: dict | None = None) -> dict[str, bytes]:
+    """Each member's bytes, in the zip's order (its content: zipfile's writestr stamps the time)."""
+    with fsspec.open(str(zip_path), "rb", **(storage_options or {})) as handle, zipfile.ZipFile(handle) as archive:
+        assert archive.testzip() is None
+        return {name: archive.read(name) for name in archive.namelist()}

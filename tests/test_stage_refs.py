@@ -3,7 +3,6 @@ writes exactly the referenced files or nothing, and a local, memory:// or S3 wor
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,15 +15,9 @@ from openimages_etl.options import ExportOptions
 from openimages_etl.storage.runlock import WORK_PREFIX, remove_leftovers, run_work_dir
 from openimages_etl.tasks import convert as convert_tasks
 
+from .helpers import zip_members
+
 pytestmark = pytest.mark.usefixtures("prefect_api")
-
-
-def _members(zip_path: Path | str, storage_options: dict | None = None) -> dict[str, bytes]:
-    with fsspec.open(str(zip_path), "rb", **(storage_options or {})) as handle, zipfile.ZipFile(handle) as archive:
-        assert archive.testzip() is None
-        return {
-            name: archive.read(name) for name in archive.namelist()
-        }  # the content (zipfile's writestr stamps the time)
 
 
 @pytest.mark.parametrize("fault", ["deleted", "truncated"])
@@ -71,10 +64,10 @@ def test_a_memory_work_area_publishes_the_same_zip_and_is_removed(local_export, 
         )
         == 0
     )
-    assert list(_members(tmp_path / "out" / "ds.zip").items()) == list(
-        _members(local_export / "ds.zip").items()
+    assert list(zip_members(tmp_path / "out" / "ds.zip").items()) == list(
+        zip_members(local_export / "ds.zip").items()
     )  # same members, order, bytes
-    assert _members(tmp_path / "out" / "ds-train.zip") == _members(local_export / "ds-train.zip")
+    assert zip_members(tmp_path / "out" / "ds-train.zip") == zip_members(local_export / "ds-train.zip")
     assert fsspec.filesystem("memory").find("/stage-refs") == []
 
 
@@ -82,8 +75,8 @@ def test_an_s3_work_area_and_destination_publish_the_same_zip(local_export, cvat
     dest, work = f"s3://{s3_bucket}/out", f"s3://{s3_bucket}/work"
     assert main(["export", str(cvat_dir), dest, "--name", "ds", "--per-subset", "--work-dir", work]) == 0
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    assert list(_members(f"{dest}/ds.zip").items()) == list(
-        _members(local_export / "ds.zip").items()
+    assert list(zip_members(f"{dest}/ds.zip").items()) == list(
+        zip_members(local_export / "ds.zip").items()
     )  # streamed into a multipart upload
     assert sorted(p.rsplit("/", 1)[1] for p in fs.ls(dest)) == [
         "ds-train.zip",

@@ -1,16 +1,20 @@
-"""One large CSV validated as byte ranges, a task each, cut on line boundaries; their verdicts merged with every
-line number as one pass over the whole file gives it.
+"""One large CSV validated and partitioned as byte ranges, a task each, cut on line boundaries; their verdicts merged
+with every line number as one pass over the whole file gives it.
 
 A range holds the records that start in it (the Hadoop rule): it skips the partial line at its start and finishes
 the line that crosses its end. Line numbers inside a range count from its first record; the merge adds the records
 of the ranges before it, which each range counted. A newline inside a quoted field would break that rule, so each
 range also counts its `"` bytes: every field closes where it opened as long as each range has an even number, and
-when one does not (or a range cannot be parsed on its own) the file is validated whole, the exact path.
+when one does not (or a range cannot be parsed on its own) the file is validated whole, the exact path. The merged
+verdict keeps the ranges with their records counted (`TableCheck.ranges`): partitioning cuts the same ranges, whose
+line numbers are then the file's from the start, or takes the file whole when validation did.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import polars as pl
@@ -19,7 +23,7 @@ from openimages_etl.errors import Failure, UnreadableFileError
 from openimages_etl.format.failures import FAILURE_COLUMNS, GROUP, FailureSummary
 from openimages_etl.format.layout import CsvFile, Layout
 from openimages_etl.format.tables import LINE
-from openimages_etl.format.validation import Keys, TableCheck, validate_table
+from openimages_etl.format.validation import ByteRange, Keys, TableCheck, validate_table
 from openimages_etl.storage.locations import file_slug, member_path
 from openimages_etl.storage.workarea import StoredFile, WorkArea, read_stored
 
@@ -33,10 +37,10 @@ def byte_ranges(table: CsvFile, slots: int) -> list[tuple[int, int]]:
     return [(table.size * i // parts, table.size * (i + 1) // parts) for i in range(parts)]
 
 
-def cut_range(table: CsvFile, start: int, end: int, folder: str) -> tuple[CsvFile, int]:
+def cut_range(table: CsvFile, start: int, end: int, folder: str, lines_before: int = 0) -> tuple[CsvFile, int]:
     """The records starting in [start, end) as a local CSV file of their own (with the header in the first range),
     read where the file is (a seek, a range request, or an archive member decompressed up to `start`); and how
-    many `"` bytes they hold."""
+    many `"` bytes they hold. Its line numbers count on from `lines_before`."""
     if table.local:
         raw = open(table.local, "rb")
     else:
@@ -52,7 +56,26 @@ def cut_range(table: CsvFile, start: int, end: int, folder: str) -> tuple[CsvFil
         for piece in _records(raw, start, end):
             out.write(piece)
             quotes += piece.count(b'"')
-    return replace(table, local=out.name, header=table.header and start == 0), quotes
+    return replace(
+        table, local=out.name, header=table.header and start == 0, start=start, lines_before=lines_before
+    ), quotes
+
+
+@contextmanager
+def range_file(table: CsvFile, start: int, end: int, lines_before: int = 0) -> Iterator[tuple[CsvFile, int]]:
+    """`cut_range` into a temporary folder, removed when the block ends."""
+    with tempfile.TemporaryDirectory(prefix="openimages-etl-range-") as folder:
+        yield cut_range(table, start, end, folder, lines_before)
+
+
+@contextmanager
+def range_check(check: TableCheck, within: ByteRange | None) -> Iterator[TableCheck]:
+    """`check` cut to the records of one of its ranges, line numbers the file's (the whole check when None)."""
+    if within is None:
+        yield check
+        return
+    with range_file(check.table, within.start, within.end, within.lines_before) as (part, _):
+        yield replace(check, table=part, rows=within.rows, ranges=())
 
 
 def _records(raw, start: int, end: int):
@@ -95,14 +118,14 @@ def validate_range(
 ) -> TableCheck | None:
     """The verdict on the records starting in [start, end) of `table`, line numbers counted from the first; None when
     the range cannot be read on its own (a quoted field across an edge, a row polars refuses): see `merged_check`."""
-    with tempfile.TemporaryDirectory(prefix="openimages-etl-range-") as folder:
-        part, quotes = cut_range(table, start, end, folder)
+    with range_file(table, start, end) as (part, quotes):
         if quotes % 2:
             return None
         try:
-            return validate_table(layout, part, keys, work, keep, part=f".{start}")
+            check = validate_table(layout, part, keys, work, keep, part=f".{start}")
         except UnreadableFileError:
             return None
+    return replace(check, table=table, ranges=(ByteRange(start, end, check.rows),))
 
 
 def merged_check(
@@ -152,7 +175,8 @@ def merge_ranges(table: CsvFile, parts: list[TableCheck], work: WorkArea, keep: 
     if parts[0].mask_jobs:
         jobs = out.write_parquet(f"{stem}.maskjobs.parquet", _concat_shifted([p.mask_jobs for p in parts], offsets))
     _remove_work_files(parts)
-    return TableCheck(table, before, summary, rejected, jobs, utf8=all(p.utf8 for p in parts))
+    ranges = tuple(replace(r, lines_before=offset) for p, offset in zip(parts, offsets) for r in p.ranges)
+    return TableCheck(table, before, summary, rejected, jobs, utf8=all(p.utf8 for p in parts), ranges=ranges)
 
 
 def _remove_work_files(parts: list[TableCheck]) -> None:

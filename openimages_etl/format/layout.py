@@ -52,7 +52,11 @@ class CsvFile:
     header: bool
     local: str = ""  # the file itself when the source is a local folder; else readers take a copy (csvcopy.local_csv)
     root: DatasetRoot | None = field(default=None, compare=False, repr=False)  # where to copy it from
-    size: int = 0  # bytes: a large file is validated as byte ranges on a cluster (csvranges.py)
+    size: int = 0  # bytes: a large file is validated and partitioned as byte ranges on a cluster (csvranges.py)
+    # One byte range of the file (csvranges.cut_range): the byte it starts at, and the file's lines before its first
+    # record, which its line numbers count on from (0 while the ranges before it are not counted yet).
+    start: int = 0
+    lines_before: int = 0
 
 
 @dataclass(frozen=True)

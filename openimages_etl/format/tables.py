@@ -54,7 +54,7 @@ def scan(table: CsvFile, dtypes: dict[str, pl.DataType] | None = None, strict_ut
     encoding = "utf8" if strict_utf8 else "utf8-lossy"
     return (
         pl.scan_csv(local_csv(table), has_header=table.header, schema=schema, raise_if_empty=False, encoding=encoding)
-        .with_row_index(LINE, offset=2 if table.header else 1)
+        .with_row_index(LINE, offset=(2 if table.header else 1) + table.lines_before)
         .with_columns(pl.col(LINE).cast(pl.Int64))
     )
 
@@ -78,7 +78,7 @@ def unreadable(table: CsvFile, exc: Exception) -> UnreadableFileError:
         with open(local_csv(table), "rb") as handle:
             row = handle.read(int(offset.group(1))).count(b"\n") + 1 if offset else 1
         found = row, f"malformed CSV ({str(exc).splitlines()[0][:200]})"
-    return UnreadableFileError(table.path, *found)
+    return UnreadableFileError(table.path, found[0] + table.lines_before, found[1])  # the file's line, for a range
 
 
 def read_columns(table: CsvFile, columns: list[str]) -> pl.DataFrame:

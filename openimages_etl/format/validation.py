@@ -51,6 +51,17 @@ class Keys:
 
 
 @dataclass(frozen=True)
+class ByteRange:
+    """The records starting in bytes [start, end) of a CSV (csvranges.py): `rows` of them, and the file's lines
+    before the first."""
+
+    start: int
+    end: int
+    rows: int
+    lines_before: int = 0
+
+
+@dataclass(frozen=True)
 class TableCheck:
     """The verdict on one CSV: rows read, failures, and where the failing line numbers are kept."""
 
@@ -62,6 +73,7 @@ class TableCheck:
         None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
     )
     utf8: bool = True  # no byte that is not UTF-8: later passes may read strictly, which is faster
+    ranges: tuple[ByteRange, ...] = ()  # the byte ranges it was validated as, in order, which partition takes too
 
 
 def build_keys(layout: Layout, work: WorkArea | Path) -> Keys:

@@ -82,7 +82,8 @@ def build_zip(
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=LEVEL) as archive:
         for name in sorted({p.output for p in parts}):
             first = [_header(staged, name)] if _header(staged, name) else []
-            pieces = sorted((p.file for p in parts if p.output == name), key=lambda f: f.name)
+            ordered = sorted((p for p in parts if p.output == name), key=lambda p: (p.file.name, p.start))
+            pieces = [p.file for p in ordered]  # each CSV's, its byte ranges' in file order
             write_deflated(archive, f"annotations/{name}", first + pieces)
             progress.relative_update(sum(f.size for f in pieces))
         for subset in subsets:

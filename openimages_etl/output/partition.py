@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import polars as pl
 from openimages_etl.format.layout import CsvFile
 from openimages_etl.format.selection import Selection
 from openimages_etl.format.tables import CSV_PASSES, LINE, scan, unreadable
-from openimages_etl.format.validation import Keys, TableCheck
+from openimages_etl.format.validation import ByteRange, Keys, TableCheck
 from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
@@ -24,10 +25,12 @@ NO_SUBSET = "*"  # the report's subset key of rows that belong to none (the clas
 
 @dataclass(frozen=True)
 class CsvPart:
-    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header."""
+    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header;
+    of a CSV partitioned as byte ranges, the rows of the range from byte `start` (its parts go in that order)."""
 
     output: str
     file: StoredFile
+    start: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,11 @@ def partition_table(request: PartitionRequest) -> PartitionResult:
     table = check.table
     work = WorkArea.of(request.work)
     routed = _selected(_routed(check, request.keys, request.rejected), table.kind, selection, request.classes)
-    with CSV_PASSES:
-        counts = routed.group_by("subset", "rejected", "selected").len().collect()
+    try:  # validated already, but a byte range is read anew (csvranges.range_check)
+        with CSV_PASSES:
+            counts = routed.group_by("subset", "rejected", "selected").len().collect()
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable(table, exc) from exc
     usable = pl.col("subset").is_not_null() & ~pl.col("rejected")  # unlisted images' rows were rejected by validation
     wanted = usable & pl.col("selected") & (pl.col("subset").is_in(subsets) if subsets is not None else pl.lit(True))
     published = dict(counts.filter(wanted).select("subset", "len").iter_rows())
@@ -105,7 +111,8 @@ def partition_table(request: PartitionRequest) -> PartitionResult:
     outputs = {
         subset: name.format(subset=safe_name(subset, "Subset") if subset else "") for subset in sorted(published)
     }
-    files = {subset: f"parts/{output}/{file_slug(table.path)}.csv" for subset, output in outputs.items()}
+    within = f"{table.start}/" if table.start else ""  # a byte range's parts keep the file's name, in a folder of it
+    files = {subset: f"parts/{output}/{within}{file_slug(table.path)}.csv" for subset, output in outputs.items()}
     per_class = selection is not None and table.kind in ANNOTATIONS
     try:
         with ExitStack() as writing:
@@ -123,7 +130,9 @@ def partition_table(request: PartitionRequest) -> PartitionResult:
                 done = pl.collect_all(sinks)
     except pl.exceptions.PolarsError as exc:
         raise unreadable(table, exc) from exc
-    parts = tuple(CsvPart(outputs[subset], work.stored(file, published[subset])) for subset, file in files.items())
+    parts = tuple(
+        CsvPart(outputs[subset], work.stored(file, published[subset]), table.start) for subset, file in files.items()
+    )
     return PartitionResult(
         table.path,
         table.kind,
@@ -133,6 +142,33 @@ def partition_table(request: PartitionRequest) -> PartitionResult:
         not_selected,
         tuple(done[-1].iter_rows()) if per_class else (),
         parts,
+    )
+
+
+def partition_ranges(check: TableCheck, selection: Selection | None) -> tuple[ByteRange, ...]:
+    """The byte ranges to partition `check`'s CSV as, a task each: those it was validated as, unless a row's fate
+    depends on rows before it (labels merged to one per image and class); none: the file whole."""
+    if check.table.kind == TableKind.labels and selection is not None and selection.merge:
+        return ()
+    return check.ranges if len(check.ranges) > 1 else ()
+
+
+def merge_partitions(check: TableCheck, ranges: list[PartitionResult]) -> PartitionResult:
+    """One CSV's result from its byte ranges' (in order): counts summed, parts in range order."""
+    published: Counter[str] = Counter()
+    per_class: Counter[tuple[str, str]] = Counter()
+    for result in ranges:
+        published.update(result.published)
+        per_class.update({(subset, label): rows for subset, label, rows in result.per_class})
+    return PartitionResult(
+        check.table.path,
+        check.table.kind,
+        sum(r.rows_in for r in ranges),
+        dict(sorted(published.items())),
+        sum(r.rejected for r in ranges),
+        sum(r.not_selected for r in ranges),
+        tuple((subset, label, rows) for (subset, label), rows in per_class.items()),
+        tuple(part for r in ranges for part in r.parts),
     )
 
 
