@@ -10,7 +10,7 @@
 
 Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size.
 
-    python benchmarks/bench_remote.py [--images 7000] [--small]
+    python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only]
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=7000, help="1024x768 JPEGs in the archive (7000: about 1 GB)")
     parser.add_argument("--small", action="store_true", help="a quick check: 300 images (about 45 MB)")
+    parser.add_argument("--client-only", action="store_true", help="part 1 only: the client's disk and memory")
     args = parser.parse_args()
     archive = archive_of(300 if args.small else args.images)
     size = archive.stat().st_size
@@ -138,7 +139,7 @@ def main() -> None:
                 size,
             )
             cluster = {}
-            for workers in (1, 2):
+            for workers in () if args.client_only else (1, 2):
                 with dask_cluster(workers, scratch, env) as address:
                     arguments = [source, f"{out}/cluster{workers}", "--dask", address]  # work area: under DEST
                     cluster[workers] = export(f"cluster of {workers}", arguments, env, scratch, size)
@@ -148,7 +149,8 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"exports on S3: {', '.join(f'{p} {n / 2**20:.0f} MB' for p, n in sorted(exported.items()))}")
     print(f"load after the runs: {os.getloadavg()}")
-    print(verdict("whole flow efficiency 1 -> 2 workers, nothing shared", cluster[1] / (2 * cluster[2]), 0.8))
+    if cluster:
+        print(verdict("whole flow efficiency 1 -> 2 workers, nothing shared", cluster[1] / (2 * cluster[2]), 0.8))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ class FaultProxy:
     held: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     requests: int = 0
+    served: int = 0  # bytes of the bodies of GET responses passed on
+    largest_upload: int = 0  # bytes of the largest PUT body passed on
 
     @property
     def injected(self) -> int:
@@ -98,6 +100,11 @@ class FaultProxy:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
                 payload = response.read()
+                with _LOCK:
+                    if self.command == "GET":
+                        proxy.served += len(payload)
+                    elif self.command == "PUT":
+                        proxy.largest_upload = max(proxy.largest_upload, len(body))
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP:

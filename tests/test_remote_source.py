@@ -4,6 +4,7 @@ fsspec URL), each CSV copied only by the process that scans it, for as long as i
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import fsspec
@@ -12,8 +13,10 @@ import pytest
 from openimages_etl.format.csvcopy import csv_copies, local_csv
 from openimages_etl.format.layout import discover
 from openimages_etl.format.validation import build_keys, validate_table
-from openimages_etl.storage.locations import stage_source
+from openimages_etl.storage.locations import READ_AHEAD, WRITE_PART, read_member, stage_source, zip_root
+from openimages_etl.storage.workarea import WorkArea
 
+from .faultproxy import FaultProxy
 from .helpers import make_archive
 
 
@@ -56,3 +59,29 @@ def test_csv_copies_last_as_long_as_their_scope(cvat_dir, tmp_path):
             copy = local_csv(table)
         assert local_csv(table) == copy and os.path.exists(copy)
     assert not os.path.exists(copy)
+
+
+def test_remote_files_are_read_and_written_with_bounded_buffers(s3_bucket, s3_endpoint, tmp_path):
+    """Issue 13: fsspec's 50 MB buffers per open file made a flow's RSS about the archive's size. A member of a remote
+    zip costs its bytes plus READ_AHEAD, wherever it sits; a work-area file goes up in parts of WRITE_PART."""
+    members = {f"images/train/{n:02d}.jpg": os.urandom(1 << 20) for n in range(24)}
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+    fsspec.filesystem("s3").put_file(str(archive), f"{s3_bucket}/big.zip")
+    proxy = FaultProxy(s3_endpoint)
+    through = {"client_kwargs": {"endpoint_url": proxy.start()}, "skip_instance_cache": True}
+    try:
+        fs, _ = zip_root(f"s3://{s3_bucket}/big.zip", through).open_fs()
+        opened = proxy.served  # the central directory, read from the end
+        for name in ("images/train/20.jpg", "images/train/03.jpg"):  # forwards, then a jump back
+            assert read_member(fs, name, name) == members[name]
+        assert proxy.served - opened <= 2 * ((1 << 20) + READ_AHEAD + (64 << 10))
+        with WorkArea(f"s3://{s3_bucket}/work", through).create("shard.zip") as handle:
+            for data in members.values():
+                handle.write(data)
+        assert 0 < proxy.largest_upload <= WRITE_PART + (1 << 20)
+        assert fsspec.filesystem("s3").size(f"{s3_bucket}/work/shard.zip") == 24 << 20
+    finally:
+        proxy.stop()

@@ -22,6 +22,7 @@ from openimages_etl.storage.locations import (
     find_files,
     is_local,
     member_path,
+    open_buffered,
     safe_name,
 )
 from openimages_etl.storage.workarea import StoredFile, WorkArea
@@ -76,7 +77,7 @@ class Layout:
 
 
 def read_header(fs, path: str, shown: str) -> list[str]:
-    with fs.open(path, "rb") as raw:
+    with open_buffered(fs, path) as raw:
         first = (
             raw.read(1 << 20).split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
         )  # fsspec files: no readline(n)
@@ -124,7 +125,7 @@ def discover(root: DatasetRoot, index: WorkArea | str, limits: Limits = Limits()
     for shard in shards:  # nested zips of masks: the same guards as the source itself
         shown = f"{display_url(root.url)}:{shard}"
         try:
-            with fs.open(member_path(base, shard), "rb") as raw:
+            with open_buffered(fs, member_path(base, shard)) as raw:
                 shard_fs = ZipFileSystem(fo=raw, skip_instance_cache=True)
                 check_zip(shard_fs.zip, shown, limits)
                 members = shard_fs.find("")

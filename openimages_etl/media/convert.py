@@ -23,7 +23,16 @@ from openimages_etl.media.shards import ShardWriter
 from openimages_etl.progress import CONVERT, counted
 from openimages_etl.schemas.tables import ImageListSchema as ImageList
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
-from openimages_etl.storage.locations import file_slug, member_path, read_files, read_member, reader, safe_id, safe_name
+from openimages_etl.storage.locations import (
+    file_slug,
+    member_path,
+    open_buffered,
+    read_files,
+    read_member,
+    reader,
+    safe_id,
+    safe_name,
+)
 from openimages_etl.storage.workarea import StoredFile, WorkArea, scan_stored, schema_names
 
 # Batches of one process take turns by the kind of work they do. Keeping originals is Python work holding
@@ -264,7 +273,7 @@ def _convert_mask_batch(batch: MaskBatch, layout: Layout, keys: Keys, work: Work
                 else:
                     if shard not in shards:
                         shards[shard] = ZipFileSystem(
-                            fo=fs.open(member_path(base, shard), "rb"), skip_instance_cache=True
+                            fo=open_buffered(fs, member_path(base, shard)), skip_instance_cache=True
                         )
                     data = read_member(shards[shard], path, f"{shard}:{path}")
                 png = convert_mask(data, (height, width) if height else None, limits)

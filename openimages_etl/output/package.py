@@ -61,8 +61,9 @@ def package(
     for ref in staged.files:
         ref.check()
     parts = [p for p in staged.parts if p.output in _outputs(subsets)]
-    progress.set_size(sum(p.file.size for p in parts) + sum(s.size for s in staged.shards))
-    with target.open("wb") as out:
+    size = sum(p.file.size for p in parts) + sum(s.size for s in staged.shards)  # about the zip's
+    progress.set_size(size)
+    with target.open("wb", size) as out:
         members = build_zip(out, staged, layout, subsets, parts, progress)
     with target.open("rb") as written, zipfile.ZipFile(written) as archive:
         check_zip(archive.infolist(), staged, subsets, parts)

@@ -8,6 +8,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
 
@@ -18,7 +19,7 @@ from openimages_etl.report.model import Picture, Selection
 from openimages_etl.report.stats import DatasetStats, dataset_stats, sample_images
 from openimages_etl.report.visuals import Visual, contact_sheet, failure_sheet, file_part, to_png
 from openimages_etl.schemas.tables import ClassDescriptionSchema as Classes
-from openimages_etl.storage.locations import DatasetRoot
+from openimages_etl.storage.locations import DatasetRoot, open_buffered
 from openimages_etl.storage.workarea import read_stored
 
 SAMPLE_PER_SUBSET = 24
@@ -57,7 +58,7 @@ def open_zip(zip_url: str, work_dir: Path, storage_options: dict[str, Any] | Non
     """Read an exported zip the way the pipeline reads any source: its layout and key tables (zipfile over fsspec)."""
     protocol = zip_url.split("://", 1)[0] if "://" in zip_url else None
     options = {protocol: storage_options} if protocol and storage_options else {}
-    opened = MemberTableZip(fo=zip_url, target_options=storage_options if protocol else None)
+    opened = MemberTableZip(fo=open_buffered(*fsspec.core.url_to_fs(zip_url, **options.get(protocol, {}))))
     layout = discover(OpenedRoot(f"zip://::{zip_url}", options, (opened, "")), work_dir / "index")
     return layout, build_keys(layout, work_dir)
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageColor, ImageDraw, ImageFont, UnidentifiedImageError
 from openimages_etl.format.layout import Layout
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import SegmentationSchema as Segmentation
-from openimages_etl.storage.locations import member_path
+from openimages_etl.storage.locations import member_path, open_buffered
 from openimages_etl.storage.workarea import read_stored
 
 TILE = 240  # px, square cell an image is fitted into
@@ -288,7 +288,7 @@ def failure_sheet(layout: Layout, errors: list[dict], limit: int = 24) -> Image.
 def _read_mask(fs, base: str, shard: str | None, path: str) -> bytes:
     if shard is None:
         return fs.cat_file(member_path(base, path))
-    with fs.open(member_path(base, shard), "rb") as raw:
+    with open_buffered(fs, member_path(base, shard)) as raw:
         return ZipFileSystem(fo=raw, skip_instance_cache=True).cat_file(path)
 
 

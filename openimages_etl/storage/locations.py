@@ -23,6 +23,7 @@ import fsspec
 from fsspec.asyn import AsyncFileSystem
 from fsspec.callbacks import DEFAULT_CALLBACK, Callback
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.zip import ZipFileSystem
 
 from openimages_etl.config import Limits
 from openimages_etl.errors import (
@@ -35,9 +36,19 @@ from openimages_etl.errors import (
 )
 
 # Archive suffixes and how they open: tarfile's stream mode ("r|*") reads gzip, bzip2 and xz alike.
+ZIP_CHAIN = "zip://::"  # a zip's members as a dataset root: zip://::s3://bucket/x.zip
 ARCHIVE_KINDS = {".zip": "zip", ".tar": "tar", ".tar.gz": "tar", ".tgz": "tar", ".tar.bz2": "tar", ".tar.xz": "tar"}
 ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 COPY_CHUNK = 8 << 20
+# Buffers of each remote file open, which fsspec leaves to the store (s3fs: 50 MB). Reading, a "readahead" block
+# of that size is fetched on every jump, so a zip member or a CSV header cost 50 MB, held up to three times while it
+# arrived; writing, the buffer is copied once more per part uploaded. A flow running its tasks in its own threads
+# held several such files at once: its peak RSS came to about the archive's size (issue 13). Reads now fetch what is
+# asked plus READ_AHEAD (a sequential reader of a batch's images still gets ~25 of 150 KB per request); uploads go in
+# parts of WRITE_PART, larger only for a file that S3's 10,000 parts would not hold otherwise (> 80 GB).
+READ_AHEAD = 4 << 20
+WRITE_PART = 8 << 20
+MAX_PARTS = 9_000  # of S3's 10,000, with room for a size known only roughly
 RATIO_FLOOR_BYTES = 1 << 20  # smaller members are not ratio-checked: they cannot be bombs
 # Raised while reading a member of an archive whose bytes do not match its directory (truncated, lying sizes, bad CRC).
 ARCHIVE_READ_ERRORS = (zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError)
@@ -217,8 +228,18 @@ class DatasetRoot:
     storage_options: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def open_fs(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        if self.url.startswith(ZIP_CHAIN):  # fsspec would open the archive with the store's buffers: see READ_AHEAD
+            archive = self.url.removeprefix(ZIP_CHAIN)
+            fs, path = fsspec.core.url_to_fs(archive, **self.storage_options.get(_protocol(archive), {}))
+            return ZipFileSystem(fo=open_buffered(fs, path), skip_instance_cache=True), ""
         fs, root = fsspec.core.url_to_fs(self.url, **self.storage_options)
         return fs, root.rstrip("/")
+
+
+def open_buffered(fs: fsspec.AbstractFileSystem, path: str, mode: str = "rb", size: int = 0) -> IO[bytes]:
+    """`fs.open` with bounded buffers (READ_AHEAD, WRITE_PART); `size`: about how large a file to write will grow."""
+    block = READ_AHEAD if "r" in mode else max(WRITE_PART, -(-size // MAX_PARTS))
+    return fs.open(path, mode, block_size=block)
 
 
 def stage_source(
@@ -266,8 +287,11 @@ def stage_source(
 
 def zip_root(url: str, storage_options: dict[str, Any]) -> DatasetRoot:
     """The members of the zip at `url` as a dataset root; `storage_options` are those of the store holding it."""
-    protocol = urlsplit(url).scheme if "://" in url else "file"
-    return DatasetRoot(f"zip://::{url}", {protocol: storage_options} if storage_options else {})
+    return DatasetRoot(f"{ZIP_CHAIN}{url}", {_protocol(url): storage_options} if storage_options else {})
+
+
+def _protocol(url: str) -> str:
+    return urlsplit(url).scheme if "://" in url else "file"
 
 
 def check_zip(archive: zipfile.ZipFile, shown: str, limits: Limits) -> None:
@@ -347,7 +371,7 @@ def _repack_tar(
     """The tar's files as a STORED zip at `target`, streamed in one pass (a multipart upload on object stores)."""
     seen = set()
     with (
-        work_fs.open(target, "wb") as raw,
+        open_buffered(work_fs, target, "wb", fs.size(path)) as raw,
         zipfile.ZipFile(_Unseekable(raw), "w", zipfile.ZIP_STORED, allowZip64=True) as archive,
     ):
         for name, data in _tar_files(fs, path, shown, limits):
@@ -460,8 +484,9 @@ class PartialFile:
     fs: fsspec.AbstractFileSystem
     path: str
 
-    def open(self, mode: str = "rb") -> IO[bytes]:
-        return self.fs.open(self.path, mode)
+    def open(self, mode: str = "rb", size: int = 0) -> IO[bytes]:
+        """The file (`size`: about how large it will grow, when written)."""
+        return open_buffered(self.fs, self.path, mode, size)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import fsspec
 import polars as pl
 
 from openimages_etl.errors import AccountingError
+from openimages_etl.storage.locations import open_buffered
 
 STOP_MARK = ".stop"  # present: the run is ending early, batches that have not had their turn skip it
 
@@ -45,7 +46,7 @@ class StoredFile:
         if is_plain_path(self.url):
             return open(self.url, mode)
         fs, path = self.open_fs()
-        return fs.open(path, mode)
+        return open_buffered(fs, path, mode)
 
     def check(self) -> None:
         """Raise AccountingError (exit 4) unless the file is there with the size its task returned."""
@@ -114,7 +115,7 @@ class WorkArea:
                 Path(partial).unlink(missing_ok=True)
             return
         fs, path = fsspec.core.url_to_fs(url, **self.storage_options)
-        handle = fs.open(path, "wb")
+        handle = open_buffered(fs, path, "wb")
         try:
             yield handle
         except BaseException:
