@@ -12,7 +12,8 @@ from prefect.states import Cancelled, State
 
 from openimages_etl.format.csvcopy import with_csv_copies
 from openimages_etl.format.csvranges import range_check
-from openimages_etl.format.validation import ByteRange, TableCheck
+from openimages_etl.format.layout import ByteRange
+from openimages_etl.format.validation import TableCheck
 from openimages_etl.media.convert import BatchRequest, BatchResult, convert_batch
 from openimages_etl.orchestration.retries import io_task
 from openimages_etl.output.partition import PartitionRequest, PartitionResult, merge_partitions, partition_table

@@ -21,9 +21,9 @@ import polars as pl
 
 from openimages_etl.errors import Failure, UnreadableFileError
 from openimages_etl.format.failures import FAILURE_COLUMNS, GROUP, FailureSummary
-from openimages_etl.format.layout import CsvFile, Layout
+from openimages_etl.format.layout import ByteRange, CsvFile, Layout
 from openimages_etl.format.tables import LINE
-from openimages_etl.format.validation import ByteRange, Keys, TableCheck, validate_table
+from openimages_etl.format.validation import Keys, TableCheck, validate_table
 from openimages_etl.storage.locations import file_slug, member_path
 from openimages_etl.storage.workarea import StoredFile, WorkArea, read_stored
 
@@ -175,7 +175,7 @@ def merge_ranges(table: CsvFile, parts: list[TableCheck], work: WorkArea, keep: 
     if parts[0].mask_jobs:
         jobs = out.write_parquet(f"{stem}.maskjobs.parquet", _concat_shifted([p.mask_jobs for p in parts], offsets))
     _remove_work_files(parts)
-    ranges = tuple(replace(r, lines_before=offset) for p, offset in zip(parts, offsets) for r in p.ranges)
+    ranges = tuple(r._replace(lines_before=offset) for p, offset in zip(parts, offsets) for r in p.ranges)
     return TableCheck(table, before, summary, rejected, jobs, utf8=all(p.utf8 for p in parts), ranges=ranges)
 
 

@@ -7,6 +7,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import polars as pl
 from fsspec.implementations.zip import ZipFileSystem
@@ -57,6 +58,16 @@ class CsvFile:
     # One byte range of the file (csvranges.cut_range): the byte it starts at, and the file's lines before its first
     # record, which its line numbers count on from (0 while the ranges before it are not counted yet).
     start: int = 0
+    lines_before: int = 0
+
+
+class ByteRange(NamedTuple):
+    """The records starting in bytes [start, end) of a CSV (csvranges.py): `rows` of them, and the file's lines
+    before the first."""
+
+    start: int
+    end: int
+    rows: int
     lines_before: int = 0
 
 

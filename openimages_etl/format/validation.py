@@ -11,7 +11,7 @@ import polars as pl
 
 from openimages_etl.config import FAILURES_KEPT_PER_CHECK
 from openimages_etl.format.failures import FailureLog, FailureSummary, failure_frame
-from openimages_etl.format.layout import CsvFile, Layout
+from openimages_etl.format.layout import ByteRange, CsvFile, Layout
 from openimages_etl.format.tables import (
     CSV_PASSES,
     FAILURE_SCHEMA,
@@ -51,17 +51,6 @@ class Keys:
 
 
 @dataclass(frozen=True)
-class ByteRange:
-    """The records starting in bytes [start, end) of a CSV (csvranges.py): `rows` of them, and the file's lines
-    before the first."""
-
-    start: int
-    end: int
-    rows: int
-    lines_before: int = 0
-
-
-@dataclass(frozen=True)
 class TableCheck:
     """The verdict on one CSV: rows read, failures, and where the failing line numbers are kept."""
 
@@ -69,9 +58,8 @@ class TableCheck:
     rows: int
     failures: FailureSummary
     rejected_lines: StoredFile  # parquet: __line
-    mask_jobs: StoredFile | None = (
-        None  # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
-    )
+    # parquet for segmentation CSVs: MaskPath, ImageID, LabelName, __line (valid rows)
+    mask_jobs: StoredFile | None = None
     utf8: bool = True  # no byte that is not UTF-8: later passes may read strictly, which is faster
     ranges: tuple[ByteRange, ...] = ()  # the byte ranges it was validated as, in order, which partition takes too
 

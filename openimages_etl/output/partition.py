@@ -9,10 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
-from openimages_etl.format.layout import CsvFile
+from openimages_etl.format.layout import ByteRange, CsvFile
 from openimages_etl.format.selection import Selection
 from openimages_etl.format.tables import CSV_PASSES, LINE, scan, unreadable
-from openimages_etl.format.validation import ByteRange, Keys, TableCheck
+from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.schemas.kinds import ANNOTATIONS, TABLES, TableKind
 from openimages_etl.schemas.tables import BoxSchema as Box
 from openimages_etl.schemas.tables import ImageLabelSchema as ImageLabel
