@@ -24,16 +24,6 @@ NO_SUBSET = "*"  # the report's subset key of rows that belong to none (the clas
 
 
 @dataclass(frozen=True)
-class CsvPart:
-    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header;
-    of a CSV partitioned as byte ranges, the rows of the range from byte `start` (its parts go in that order)."""
-
-    output: str
-    file: StoredFile
-    start: int = 0
-
-
-@dataclass(frozen=True)
 class PartitionResult:
     """Rows in, rows written per subset, rows rejected and rows outside the chosen subsets, for one CSV."""
 
@@ -45,6 +35,16 @@ class PartitionResult:
     not_selected: int = 0
     per_class: tuple[tuple[str, str, int], ...] = ()  # (subset, LabelName, rows written), with a selection
     parts: tuple[CsvPart, ...] = ()
+
+
+@dataclass(frozen=True)
+class CsvPart:
+    """One CSV's rows for one output CSV of the export (`output`, e.g. train-annotations-bbox.csv), without header;
+    of a CSV partitioned as byte ranges, the rows of the range from byte `start` (its parts go in that order)."""
+
+    output: str
+    file: StoredFile
+    start: int = 0
 
 
 def output_columns(tables: list[CsvFile]) -> list[str]:
