@@ -2,8 +2,9 @@
 
 CPython 3.11 and 3.12 keep the AST converter's recursion depth in state shared by all threads: when another thread
 parses in the middle of a conversion, the first fails with "SystemError: AST constructor recursion depth mismatch"
-(python/cpython#106905; seen here on 3.11.7, in a flow's task threads). Those threads parse more than one would think: pydantic reads builtins' signatures through `inspect` (Prefect's heartbeats), matplotlib parses its rc
-file when the report first draws, pytest rewrites a plugin's modules as a task imports them (pandera -> hypothesis).
+(python/cpython#106905; seen here on 3.11.7, in a flow's task threads). Those threads parse more than one would
+think: pydantic reads builtins' signatures through `inspect` (Prefect's heartbeats), matplotlib parses its rc file when
+the report first draws, pytest rewrites a plugin's modules as a task imports them (pandera -> hypothesis).
 """
 
 from __future__ import annotations
