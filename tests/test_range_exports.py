@@ -56,8 +56,9 @@ CASES = {
 }
 
 
+# The fast loop keeps one case of each test (rejected rows, a deleted part); CI runs the others too.
 @pytest.mark.parametrize(
-    "case", [pytest.param(c, marks=[pytest.mark.slow] if c == "merged-subclasses" else []) for c in CASES]
+    "case", [pytest.param(c, marks=[] if c == "rejected-rows" else [pytest.mark.slow]) for c in CASES]
 )
 def test_ranges_publish_the_zip_of_a_whole_file_partition(case, cvat_dir, tmp_path, request):
     prepare, flags = CASES[case]
@@ -78,7 +79,7 @@ def test_ranges_publish_the_zip_of_a_whole_file_partition(case, cvat_dir, tmp_pa
         assert all(s == [0] for path, s in starts.items() if "imagelabels" in path), starts
 
 
-@pytest.mark.parametrize("fault", ["deleted", "truncated"])
+@pytest.mark.parametrize("fault", ["deleted", pytest.param("truncated", marks=pytest.mark.slow)])
 def test_a_range_part_lost_after_its_task_returned_is_exit_4_and_nothing_is_published(
     fault, ranges_forced, cvat_dir, tmp_path, monkeypatch, capsys
 ):
