@@ -10,7 +10,7 @@
 
 Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size.
 
-    python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only]
+    python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only | --cluster-only] [--client-only]
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=7000, help="1024x768 JPEGs in the archive (7000: about 1 GB)")
     parser.add_argument("--small", action="store_true", help="a quick check: 300 images (about 45 MB)")
     parser.add_argument("--client-only", action="store_true", help="part 1 only: the client's disk and memory")
+    parser.add_argument("--cluster-only", action="store_true", help="part 2 only: 1 -> 2 workers, nothing shared")
     args = parser.parse_args()
     archive = archive_of(300 if args.small else args.images)
     size = archive.stat().st_size
@@ -124,20 +125,12 @@ def main() -> None:
             s3.mkdir(BUCKET)
             source, out = f"s3://{BUCKET}/uploads/{archive.name}", f"s3://{BUCKET}/exports"
             s3.put_file(str(archive), source)
-            export(
-                "--dask (LocalCluster)",
-                [source, f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
-                env,
-                scratch,
-                size,
-            )
-            export(
-                "no Dask (threads)",
-                [source, f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
-                env,
-                scratch,
-                size,
-            )
+            client_runs = {
+                "--dask (LocalCluster)": [f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
+                "no Dask (threads)": [f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
+            }
+            for name, arguments in () if args.cluster_only else client_runs.items():
+                export(name, [source, *arguments], env, scratch, size)
             cluster = {}
             for workers in () if args.client_only else (1, 2):
                 with dask_cluster(workers, scratch, env) as address:
