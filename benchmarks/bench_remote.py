@@ -10,7 +10,7 @@
 
 Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size.
 
-    python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only | --cluster-only] [--client-only]
+    python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only | --cluster-only]
 """
 
 from __future__ import annotations
