@@ -19,12 +19,14 @@ import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from .e2e import BIN, PrefectREST, T, client_env, running, wait_for
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it): Playwright's own download is not reachable
+# V2 draws a report's markdown twice (again once all of its data has arrived): assertions wait until they hold.
+expect.set_options(timeout=60_000)
 # Without the background-networking flags chromium keeps calling Google's hosts, which a closed network refuses.
 FLAGS = [
     "--no-sandbox",
@@ -178,7 +180,8 @@ def test_the_report_shows_its_pictures_and_where_the_zip_is(runs, page, ui, tmp_
     _from_the_run(page, runs, ui, runs["report"], "Open Images export: published")
     assert _loaded(page, "Contact sheet: train") > 0 and _loaded(page, "Box sizes") > 0
     zip_path = page.locator("code", has_text=str(runs["zip"])).first
-    assert zip_path.is_visible() and page.get_by_text("copy this location").first.is_visible()
+    expect(zip_path).to_be_visible()
+    expect(page.get_by_text("copy this location").first).to_be_visible()
     assert not page.locator(f'a[href*="{runs["zip"]}"]').count()  # no link that opens the UI's own 404 page
     _screenshot(page, tmp_path / f"run-report-{ui}.png", "Contact sheet: train")
     if ui == "v2":  # the default UI
@@ -192,10 +195,10 @@ def test_the_report_shows_its_pictures_and_where_the_zip_is(runs, page, ui, tmp_
 @pytest.mark.parametrize("ui", UIS)
 def test_a_failed_run_shows_its_first_failing_rows_and_files(runs, page, ui, tmp_path):
     _from_the_run(page, runs, ui, runs["failed"], "Open Images export: failed")
-    assert page.get_by_text("First failing rows of each check").first.is_visible()
+    expect(page.get_by_text("First failing rows of each check").first).to_be_visible()
     row = page.locator("tr", has_text=runs["empty_mask"]).first  # file, line, column, check, value
-    assert row.is_visible() and "mask has no object pixel" in row.inner_text()
-    assert page.locator("tr", has_text="images/train/").first.is_visible()  # the image that does not decode
+    expect(row).to_contain_text("mask has no object pixel")
+    expect(page.locator("tr", has_text="images/train/").first).to_be_visible()  # the image that does not decode
     assert _loaded(page, "Files that failed their checks") > 0
     _screenshot(page, tmp_path / f"failed-run-{ui}.png", "First failing rows of each check")
 
@@ -206,8 +209,8 @@ def test_the_custom_run_form_lists_parameters_with_descriptions_and_choices(runs
     _open(page, runs, ui, f"/deployments/deployment/{runs['adhoc']['id']}/run", "image_size")
     options = schema["definitions"]["ExportOptions"]["properties"]  # the `options` parameter's form, nested
     for name, field in [*schema["properties"].items(), *options.items()]:
-        assert page.locator("label", has_text=name).first.is_visible(), name
-        assert page.get_by_text(field["description"], exact=True).first.is_visible(), name
+        expect(page.locator("label", has_text=name).first).to_be_visible()
+        expect(page.get_by_text(field["description"], exact=True).first).to_be_visible()
     for name, enum in (("image_size", "ImageSize"), ("on_invalid", "OnInvalid")):
         assert _choices(page, ui, name) == schema["definitions"][enum]["enum"]
     _screenshot(page, tmp_path / f"custom-run-{ui}.png", "image_size")
