@@ -28,8 +28,7 @@ from openimages_etl.flows.stages import (
     ExportJob,
     RunEnd,
     choose_subsets,
-    convert_image_batches,
-    convert_mask_batches,
+    convert_batches,
     output_headers,
     partition_selected_classes,
     partition_tables,
@@ -164,7 +163,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             validating = validate_tables(layout, keys, work)
             plan = plan_image_batches(layout, media_keys, chosen, job.options)
             advance(CONVERT, total=plan.images)
-            converting = convert_image_batches(plan, layout, media_keys, work, job.limits)
+            converting = convert_batches(plan, layout, media_keys, work, job.limits)
             checks = validating.result()
             failures = all_failures(keys, checks)
             if failures.total and not job.drops_invalid:
@@ -177,7 +176,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
             images = wait_for_images(converting, plan, job.name)
             segmentations = segmentation_checks(checks, selection, work)
             mask_plan = plan_mask_batches(segmentations, images)
-            masks = convert_mask_batches(mask_plan, layout, media_keys, work, job.limits).result()
+            masks = convert_batches(mask_plan, layout, media_keys, work, job.limits).result()
             media_failures = FailureSummary.merge([b.failures for b in [*images, *masks]])
             failures = FailureSummary.merge([failures, media_failures])
             if media_failures.total and not job.drops_invalid:

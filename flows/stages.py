@@ -148,16 +148,10 @@ def plan_mask_batches(segmentations: list[TableCheck], images: list[BatchResult]
     )
 
 
-def convert_image_batches(
-    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits
-) -> PrefectFutureList:
-    return work.track(convert_images.map(plan.requests(layout, keys, work, limits)))
-
-
-def convert_mask_batches(
-    plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits
-) -> PrefectFutureList:
-    return work.track(convert_masks.map(plan.requests(layout, keys, work, limits)))
+def convert_batches(plan: BatchPlan, layout: Layout, keys: Keys, work: WorkFolder, limits: Limits) -> PrefectFutureList:
+    """The plan's batches, a task each of their kind (image and mask tasks keep their own names in the UI)."""
+    masks = any(isinstance(batch, MaskBatch) for batch in plan.batches)
+    return work.track((convert_masks if masks else convert_images).map(plan.requests(layout, keys, work, limits)))
 
 
 def output_headers(layout: Layout) -> dict[str, list[str]]:
@@ -181,10 +175,9 @@ def partition_tables(
     images, masks = media
     subsets = chosen if job.options.subsets else None
     partitions = []
+    images_rejected = tuple(i.rejected for i in images)
     for check in tables:
-        rejected = Rejected(
-            tuple(i.rejected for i in images), tuple(m.rejected for m in masks if m.table == check.table.path)
-        )
+        rejected = Rejected(images_rejected, tuple(m.rejected for m in masks if m.table == check.table.path))
         request = PartitionRequest(
             check, keys, subsets, columns[check.table.kind], work.area, selection, classes, rejected
         )
