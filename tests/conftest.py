@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from openimages_etl.format.sample import make_sample
 
@@ -17,6 +18,13 @@ from .helpers import prefect_api as prefect_api_running
 from .helpers import prefect_server as prefect_server_running
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def pytest_configure(config):
+    """Generated cases (hypothesis): 120 per property when everything runs, as in CI; 25 in the fast loop."""
+    settings.register_profile("every-case", max_examples=120)
+    settings.register_profile("fast-loop", max_examples=25)
+    settings.load_profile("fast-loop" if config.getoption("markexpr") == "not slow" else "every-case")
 
 
 @pytest.fixture(scope="session")

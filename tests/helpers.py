@@ -103,10 +103,11 @@ def prefect_server(home: Path, ui: bool = False, **settings: str) -> Iterator[st
 
 
 @contextmanager
-def prefect_api(folder: Path, timeout: int = 120) -> Iterator[None]:
+def prefect_api(folder: Path, timeout: int = 120, task_runs: bool = False) -> Iterator[None]:
     """Prefect's test harness (a temporary server, PREFECT_API_URL pointing at it) on a copy of `migrated_database()`
     in `folder`: the server starts in about half the CPU time it takes to migrate an empty database and register the
-    block types."""
+    block types. Unless `task_runs`, the server does not record task runs from their events: that is more than half
+    its CPU time in a flow run of the sample (1.1 of 1.9 s), and only a test that reads task runs back needs it."""
     from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
     from prefect.testing.utilities import prefect_test_harness
 
@@ -116,7 +117,10 @@ def prefect_api(folder: Path, timeout: int = 120) -> Iterator[None]:
     with ExitStack() as stack:
         with (
             mock.patch("prefect.testing.utilities.mkdtemp", return_value=str(folder)),
-            mock.patch.dict(os.environ, READY_DATABASE),
+            mock.patch.dict(
+                os.environ,
+                {**READY_DATABASE, "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": str(task_runs).lower()},
+            ),
         ):  # the environment is restored once the server runs: a CLI a test starts with its own server migrates;
             # the session's Prefect settings keep READY_DATABASE, which nothing reads once this server is up
             stack.enter_context(prefect_test_harness(timeout))

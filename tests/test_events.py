@@ -300,7 +300,7 @@ def test_a_first_watch_announces_only_what_appears_after_it_starts(tmp_path, cap
     assert capsys.readouterr().out.count("emitted") == 2  # asked to: everything already there
 
 
-@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signal_name", [pytest.param("SIGINT", marks=pytest.mark.slow), "SIGTERM"])
 def test_a_watcher_started_in_the_background_stops_on_ctrl_c_and_kill(tmp_path, signal_name):
     import signal
     import subprocess

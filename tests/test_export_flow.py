@@ -42,14 +42,19 @@ def _assert_masks_are_normalised_to_the_image_size(path: Path) -> None:
                 assert set(np.unique(np.asarray(mask))) == {0, 1}
 
 
-@pytest.mark.parametrize("layout", ["cvat", "official"])
+# The fast loop keeps each layout and the two commonest packings once; tar: also test_hostile_inputs.
 @pytest.mark.parametrize(
-    "packing",
+    ("layout", "packing"),
     [
-        "folder",
-        "zip",
-        pytest.param("tar", marks=pytest.mark.slow),  # tar: also test_hostile_inputs
-        pytest.param("tar.gz", marks=pytest.mark.slow),
+        ("cvat", "zip"),
+        ("official", "folder"),
+        pytest.param("cvat", "folder", marks=pytest.mark.slow),
+        pytest.param("official", "zip", marks=pytest.mark.slow),
+        *(
+            pytest.param(layout, packing, marks=pytest.mark.slow)
+            for layout in ("cvat", "official")
+            for packing in ("tar", "tar.gz")
+        ),
     ],
 )
 def test_every_layout_and_packing_exports_the_same_dataset(request, layout, packing, tmp_path):
@@ -72,7 +77,9 @@ def test_every_layout_and_packing_exports_the_same_dataset(request, layout, pack
     _assert_masks_are_normalised_to_the_image_size(tmp_path / "out" / "ds.zip")
 
 
-@pytest.mark.parametrize("method", list(ResizeMethod))
+@pytest.mark.parametrize(
+    "method", [ResizeMethod.fast, pytest.param(ResizeMethod.tfds, marks=pytest.mark.slow)]
+)  # tfds's pixels: test_media
 def test_resizing_300k_follows_the_tfds_rule(cvat_dir, tmp_path, method):
     options = ExportOptions(dest=str(tmp_path), name="small", image_size=ImageSize.px300k, resize_method=method)
     report = export_open_images(source=str(cvat_dir), options=options)

@@ -91,25 +91,16 @@ def test_transient_s3_faults_are_retried_and_the_run_completes(proxy, s3_bucket,
 
 
 @pytest.mark.slow
-def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(proxy, s3_bucket, cvat_dir):
+def test_a_fault_burst_longer_than_the_clients_retries_is_retried_by_the_task(proxy, s3_bucket, cvat_dir, caplog):
     """The zip's upload fails 5 times in a row: the storage client gives up after 4 tries, Prefect's task retry
-    gets through."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import TaskRunSort
-
+    gets through (the task's own log says so: the session's API does not record task runs)."""
     proxy.rules = [Rule(r"^(PUT|POST) /[^ ]*/out/ds\.zip", "500", times=5)]
     options = ExportOptions(dest=Location(url=f"s3://{s3_bucket}/out", options=_through(proxy)), name="ds")
     state = export_open_images(source=str(make_archive(cvat_dir, "zip")), options=options, return_state=True)
     assert state.result()["status"] == "published" and proxy.injected == 5
     assert _valid_zip(_s3(proxy.target), f"{s3_bucket}/out/ds.zip")
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
-            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
-            limit=200,
-        )
-    assert [r.run_count for r in runs if r.name == "zip-ds"] == [2]
+    retries = [r.getMessage() for r in caplog.records if getattr(r, "task_run_name", None) == "zip-ds"]
+    assert [m for m in retries if "Retry 1/" in m] and not [m for m in retries if "Retry 2/" in m]
 
 
 def _cli(args: list[str], env: dict) -> subprocess.Popen:
@@ -174,7 +165,7 @@ def test_a_run_killed_mid_way_leaves_no_partial_export_and_the_next_run_complete
     assert not [p for p in fs.ls(f"{s3_bucket}/out") if ".part-" in p]  # the killed run's partial zip went too
 
 
-@pytest.mark.parametrize("fault", [errno.ENOSPC, errno.EACCES])
+@pytest.mark.parametrize("fault", [errno.ENOSPC, pytest.param(errno.EACCES, marks=pytest.mark.slow)])
 def test_a_full_or_forbidden_destination_is_a_clear_error_and_nothing_half_written(
     fault, cvat_dir, tmp_path, monkeypatch, capsys
 ):

@@ -46,6 +46,7 @@ def test_each_run_exports_only_archives_new_since_the_last(cvat_dir, official_di
     assert _entries(dest) == 3
 
 
+@pytest.mark.slow  # two flow runs
 def test_a_copy_of_an_exported_archive_with_a_new_mtime_is_not_exported_again(cvat_dir, tmp_path, caplog):
     incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
     incoming.mkdir()
@@ -92,6 +93,7 @@ def test_which_outcomes_are_final(state, status):
     assert _outcome(state)["status"] == status
 
 
+@pytest.mark.slow  # two flow runs
 def test_a_child_that_finds_its_export_in_place_is_reported_unchanged(cvat_dir, tmp_path, caplog):
     incoming, dest = tmp_path / "incoming", str(tmp_path / "exports")
     incoming.mkdir()

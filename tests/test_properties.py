@@ -44,7 +44,8 @@ FIELD = st.one_of(
 )
 ROW = st.lists(FIELD, min_size=0, max_size=16)
 RAW = st.one_of(st.binary(max_size=40), st.sampled_from([b"\xff\xfe", b"\xef\xbb\xbf", b"\x00", b'"unterminated']))
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# max_examples from the profile conftest.py loads: fewer in the fast loop
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 BOX_HEADER = (
     b"ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside"
 )

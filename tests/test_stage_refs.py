@@ -20,7 +20,7 @@ from .helpers import zip_members
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
-@pytest.mark.parametrize("fault", ["deleted", "truncated"])
+@pytest.mark.parametrize("fault", ["deleted", pytest.param("truncated", marks=pytest.mark.slow)])
 def test_a_shard_lost_after_its_task_returned_is_exit_4_and_nothing_is_published(
     fault, cvat_dir, tmp_path, monkeypatch, capsys
 ):
