@@ -177,7 +177,9 @@ def images(args) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from openimages_etl.media.images import convert_image
+    from openimages_etl.orchestration.heap import bound_the_heap
 
+    bound_the_heap()  # as the export flow does
     files = sorted(Path(args.source).glob("*.jpg"))
     datas = [f.read_bytes() for f in files]
     convert_image(datas[0], args.target, method=args.method)  # OpenCV is imported on first use
@@ -195,8 +197,9 @@ def images(args) -> dict:
 def image_steps(args) -> dict:
     """Where the time goes, in CPU ms per image of one worker thread (the machine's other jobs barely change it;
     on the main thread OpenCV's decode pays ~3 ms of page faults that a worker thread does not): full decodes by
-    OpenCV (TFDS's first step) and by Pillow, the steps of `fast` (scaled decode, resize, encode), each fed by
-    the one before, and whole conversions by `fast` and by `tfds` (TFDS's method, same pixels), interleaved."""
+    OpenCV (TFDS's first step) and by Pillow, the steps of `fast` (scaled decode to YCbCr planes, resize, encode),
+    each fed by the one before, and whole conversions by `fast` and by `tfds` (TFDS's method, same pixels),
+    interleaved."""
     from concurrent.futures import ThreadPoolExecutor
 
     import cv2
@@ -204,7 +207,7 @@ def image_steps(args) -> dict:
     from PIL import Image
 
     from openimages_etl.media.images import convert_image
-    from openimages_etl.media.resize import decode_scaled, encode_jpeg, resize_to, tfds_size
+    from openimages_etl.media.resize import decode_planes, encode_planes, plane_sizes, resize_to, tfds_size
 
     cv2.setNumThreads(1)
     spent = dict.fromkeys(["OpenCV decode", "Pillow decode", "scaled decode", "resize", "encode", "fast", "tfds"], 0.0)
@@ -221,9 +224,9 @@ def image_steps(args) -> dict:
             timed("Pillow decode", lambda: Image.open(io.BytesIO(data)).load())
             width, height = Image.open(io.BytesIO(data)).size
             size = tfds_size(width, height, args.target)
-            pixels = timed("scaled decode", lambda: decode_scaled(data, width, height, size))
-            small = timed("resize", lambda: resize_to(pixels, size))
-            timed("encode", lambda: encode_jpeg(small))
+            planes = timed("scaled decode", lambda: decode_planes(data, width, height, size))
+            small = timed("resize", lambda: [resize_to(p, s) for p, s in zip(planes, plane_sizes(size))])
+            timed("encode", lambda: encode_planes(small))
             for method in ("fast", "tfds"):
                 timed(method, lambda: convert_image(data, args.target, method=method))
 

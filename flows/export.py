@@ -48,7 +48,7 @@ from openimages_etl.format.selection import selection_summary
 from openimages_etl.format.validation import Keys, TableCheck
 from openimages_etl.options import ExportOptions, ValidateOptions
 from openimages_etl.orchestration.credentials import storage_options
-from openimages_etl.orchestration.heap import return_freed_memory
+from openimages_etl.orchestration.heap import bound_the_heap
 from openimages_etl.orchestration.outcomes import fails_cleanly
 from openimages_etl.orchestration.workfolder import WorkFolder, work_folder
 from openimages_etl.output.accounting import media_rows
@@ -141,7 +141,7 @@ def export_open_images(source: str, options: ExportOptions) -> dict[str, Any]:
         source: Archive (.zip, .tar, .tar.gz) or folder: absolute local path or fsspec URL (s3://, gs://, memory://).
         options: Where the export goes and what it holds (each field is described in the form).
     """
-    return_freed_memory()  # tasks may run in this process's threads (no Dask)
+    bound_the_heap()  # tasks may run in this process's threads (no Dask)
     job = ExportJob.read(source, options, locations(source=source, dest=options.dest.url))
     logger = get_run_logger()
     logger.info("Exporting %s to %s", job.shown["source"], join_url(job.shown["dest"], f"{job.name}.zip"))

@@ -21,7 +21,16 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from openimages_etl.config import Limits, ResizeMethod
-from openimages_etl.media.resize import decode_scaled, encode_jpeg, resize_to, tfds_encode, tfds_resize, tfds_size
+from openimages_etl.media.resize import (
+    decode_planes,
+    encode_jpeg,
+    encode_planes,
+    plane_sizes,
+    resize_to,
+    tfds_encode,
+    tfds_resize,
+    tfds_size,
+)
 
 EXIF_ORIENTATION = 0x0112
 # What turns stored pixels (rows, columns, channels) upright for each EXIF orientation (the tag's definition):
@@ -109,12 +118,12 @@ def convert_image(
             if ResizeMethod(method) is ResizeMethod.tfds:
                 return _tfds(image, data, target_pixels)
             size = tfds_size(width, height, target_pixels)
-            pixels = decode_scaled(data, width, height, size) if image.format == "JPEG" else None
-            if pixels is None:
-                pixels = np.asarray(decode_near(image, size))
-            pixels = resize_to(pixels, size)
-            if orientation in UPRIGHT:
-                pixels = UPRIGHT[orientation](pixels)
+            turn = UPRIGHT.get(orientation, lambda pixels: pixels)
+            planes = decode_planes(data, width, height, size) if image.format == "JPEG" else None
+            if planes is not None:
+                planes = [turn(resize_to(plane, s)) for plane, s in zip(planes, plane_sizes(size))]
+                return encode_planes(planes), ".jpg", *planes[0].shape
+            pixels = turn(resize_to(np.asarray(decode_near(image, size)), size))
             return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
     except MediaError:
         raise
