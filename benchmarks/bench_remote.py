@@ -8,9 +8,12 @@
    processes, each in its own mount namespace (tests/test_cluster.py), the work area under DEST on S3.
    Efficiency = T1 / (2 x T2), T the command's wall time. Goal >= 80 %.
 
-Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size.
+Input: a zip of photo-like 1024x768 JPEGs (~150 KB each, two boxes per image), exported at original size. moto
+answers each range read of the zip by copying the whole object, so it paces those runs on a small machine; `--folder`
+puts the dataset on S3 as one object per file, and `--image-size 300k` gives the workers CPU work of their own.
 
     python benchmarks/bench_remote.py [--images 7000] [--small] [--client-only | --cluster-only]
+                                      [--folder] [--image-size 300k] [--width 1632 --height 1224]
 """
 
 from __future__ import annotations
@@ -88,11 +91,11 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path,
     return wall
 
 
-def archive_of(images: int) -> Path:
-    """The zipped dataset, built once into the benchmarks' cache."""
-    folder = photo_dataset(images, 1024, 768)
-    target = folder.with_suffix(".zip")  # where make_archive writes it
-    return target if target.exists() else make_archive(folder, "zip")
+def source_of(images: int, width: int, height: int, folder: bool) -> Path:
+    """The dataset's folder, or its zip, built once into the benchmarks' cache."""
+    dataset = photo_dataset(images, width, height)
+    target = dataset.with_suffix(".zip")  # where make_archive writes it
+    return dataset if folder else target if target.exists() else make_archive(dataset, "zip")
 
 
 def main() -> None:
@@ -101,10 +104,15 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="a quick check: 300 images (about 45 MB)")
     parser.add_argument("--client-only", action="store_true", help="part 1 only: the client's disk and memory")
     parser.add_argument("--cluster-only", action="store_true", help="part 2 only: 1 -> 2 workers, nothing shared")
+    parser.add_argument("--folder", action="store_true", help="the dataset as one S3 object per file, not a zip")
+    parser.add_argument("--image-size", default="original", help="the export's --image-size (300k: CPU work)")
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=768)
     args = parser.parse_args()
-    archive = archive_of(300 if args.small else args.images)
-    size = archive.stat().st_size
-    print(f"{machine()}\ninput: {archive.name}, {size / 2**20:.0f} MB, exported at original size", flush=True)
+    local = source_of(300 if args.small else args.images, args.width, args.height, args.folder)
+    size = sum(f.stat().st_size for f in local.rglob("*") if f.is_file()) if args.folder else local.stat().st_size
+    what = "a folder, one object per file" if args.folder else "a zip"
+    print(f"{machine()}\ninput: {local.name}, {what}, {size / 2**20:.0f} MB, image size {args.image_size}", flush=True)
     print(
         f"{'run':28s} {'wall s':>8s} {'peak TMPDIR MB':>15s} {'/ archive':>10s} {'client RSS MB':>14s} "
         f"{'/ archive':>10s} {'load':>6s}",
@@ -123,18 +131,22 @@ def main() -> None:
             env = {**os.environ, **prefect, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
             s3 = fsspec.filesystem("s3", client_kwargs={"endpoint_url": endpoint})
             s3.mkdir(BUCKET)
-            source, out = f"s3://{BUCKET}/uploads/{archive.name}", f"s3://{BUCKET}/exports"
-            s3.put_file(str(archive), source)
+            source, out = f"s3://{BUCKET}/uploads/{local.name}", f"s3://{BUCKET}/exports"
+            if args.folder:
+                s3.put(str(local), source, recursive=True)
+            else:
+                s3.put_file(str(local), source)
+            sized = ["--image-size", args.image_size]
             client_runs = {
                 "--dask (LocalCluster)": [f"{out}/dask", "--dask", "--work", f"s3://{BUCKET}/work/dask"],
                 "no Dask (threads)": [f"{out}/threads", "--work", f"s3://{BUCKET}/work/threads"],
             }
             for name, arguments in () if args.cluster_only else client_runs.items():
-                export(name, [source, *arguments], env, scratch, size)
+                export(name, [source, *arguments, *sized], env, scratch, size)
             cluster = {}
             for workers in () if args.client_only else (1, 2):
                 with dask_cluster(workers, scratch, env) as address:
-                    arguments = [source, f"{out}/cluster{workers}", "--dask", address]  # work area: under DEST
+                    arguments = [source, f"{out}/cluster{workers}", "--dask", address, *sized]  # work area: under DEST
                     cluster[workers] = export(f"cluster of {workers}", arguments, env, scratch, size)
             s3.invalidate_cache()
             exported = {path: s3.size(path) for path in s3.find(out) if path.endswith(".zip")}

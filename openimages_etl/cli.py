@@ -19,6 +19,7 @@ from openimages_etl.cli_flags import add_options, json_object, parsed_options
 from openimages_etl.config import LOCAL_SERVER_STARTUP_S, Limits
 from openimages_etl.errors import InvalidDataError, OpenImagesETLError, UsageError
 from openimages_etl.options import ExportOptions, SelectionSpec, SourceOptions, ValidateOptions
+from openimages_etl.orchestration.heap import bound_the_heap
 from openimages_etl.progress import terminal_progress
 from openimages_etl.storage.locations import url_stem
 from openimages_etl.storage.objects import ARCHIVE_PATTERNS
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(LOCAL_SERVER_STARTUP_S))
+    bound_the_heap()  # before Prefect's threads take arenas of their own (the flow does it too, for deployments)
     try:
         return args.run(args)
     except KeyboardInterrupt:  # how the long-running commands (serve, watch, relay) are stopped

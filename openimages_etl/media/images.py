@@ -105,9 +105,14 @@ def convert_image(
     byte (after a full decode to prove they are whole); resized ones are turned upright and re-encoded as
     JPEG q72, by `method` (see resize.py)."""
     max_pixels = limits.image_pixels
-    if target_pixels is None and (plain := plain_jpeg_size(data)) is not None:
-        _refuse_bomb(*plain, max_pixels)  # a plain whole JPEG: the header gives what Pillow would
-        return data, None, plain[1], plain[0]
+    fast = ResizeMethod(method) is ResizeMethod.fast
+    plain = plain_jpeg_size(data)  # a whole JPEG without EXIF: the header gives what Pillow would, and it is upright
+    if plain is not None:
+        _refuse_bomb(*plain, max_pixels)
+        if target_pixels is None:
+            return data, None, plain[1], plain[0]
+        if fast and (resized := _resize_planes(data, *plain, target_pixels)) is not None:
+            return resized
     try:
         with _open(data, max_pixels) as image:
             width, height = image.size
@@ -115,24 +120,38 @@ def convert_image(
             if target_pixels is None:
                 _check_whole(image, data)
                 return data, None, *((width, height) if orientation in QUARTER_TURNS else (height, width))
-            if ResizeMethod(method) is ResizeMethod.tfds:
+            if not fast:
                 return _tfds(image, data, target_pixels)
+            if image.format == "JPEG" and plain is None:
+                resized = _resize_planes(data, width, height, target_pixels, orientation)
+                if resized is not None:
+                    return resized
             size = tfds_size(width, height, target_pixels)
-            turn = UPRIGHT.get(orientation, lambda pixels: pixels)
-            planes = decode_planes(data, width, height, size) if image.format == "JPEG" else None
-            if planes is not None:
-                planes = [turn(resize_to(plane, s)) for plane, s in zip(planes, plane_sizes(size))]
-                return encode_planes(planes), ".jpg", *planes[0].shape
-            pixels = turn(resize_to(np.asarray(decode_near(image, size)), size))
+            pixels = _turned(resize_to(np.asarray(decode_near(image, size)), size), orientation)
             return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
     except MediaError:
         raise
-    except (
-        UnidentifiedImageError
-    ) as exc:  # its message names only the in-memory buffer (`<_io.BytesIO object at 0x...>`)
+    except UnidentifiedImageError as exc:  # its message names only the in-memory buffer (`<_io.BytesIO ...>`)
         raise MediaError("not a readable image (no image format Pillow knows)") from exc
     except DECODE_ERRORS as exc:
         raise MediaError(f"not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+def _resize_planes(
+    data: bytes, width: int, height: int, target_pixels: int, orientation: int = 1
+) -> tuple[bytes, str, int, int] | None:
+    """The fast method in YCbCr (resize.py); None for a JPEG that libjpeg-turbo does not take that way (grey, CMYK,
+    flawed), which Pillow then decodes, or refuses."""
+    size = tfds_size(width, height, target_pixels)
+    planes = decode_planes(data, width, height, size)
+    if planes is None:
+        return None
+    planes = [_turned(resize_to(plane, s), orientation) for plane, s in zip(planes, plane_sizes(size))]
+    return encode_planes(planes), ".jpg", *planes[0].shape
+
+
+def _turned(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    return UPRIGHT[orientation](pixels) if orientation in UPRIGHT else pixels
 
 
 def decode_near(image: Image.Image, size: tuple[int, int]) -> Image.Image:
