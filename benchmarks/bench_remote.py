@@ -62,12 +62,39 @@ class PeakRSS:
         return self.peak
 
 
+CPU_CLASSES = {
+    "dask_worker": "workers",
+    "multiprocessing": "workers",  # the process a nanny starts for its worker
+    "moto": "moto",
+    "prefect": "Prefect server",
+    "dask_scheduler": "scheduler",
+}
+
+
+def cpu_by_class() -> dict[str, float]:
+    """CPU seconds (user + system) so far of the processes alive now, by CPU_CLASSES (the first match of the
+    command line), the rest as "other"; and the whole machine's busy seconds from /proc/stat."""
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):  # not a process, or gone
+            continue
+        kind = next((name for key, name in CPU_CLASSES.items() if key in command), "other")
+        seconds[kind] = seconds.get(kind, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    user, nice, system, idle, iowait, *rest = map(int, Path("/proc/stat").read_text().split("\n")[0].split()[1:])
+    seconds["machine"] = (user + nice + system + sum(rest[:3])) / tick
+    return seconds
+
+
 def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path, size: int) -> float:
     """`openimages-etl export ...` with a TMPDIR of its own; prints its wall seconds, the peak of its TMPDIR and of its
     RSS (also over `size`, the archive's), and the load; returns the wall seconds."""
     tmp = scratch / label.replace(" ", "-")
     tmp.mkdir(parents=True)
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_by_class()
     with FolderWatch(tmp) as disk, (scratch / f"{tmp.name}.log").open("w+") as log:
         client = subprocess.Popen(
             [str(BIN / "openimages-etl"), "export", *arguments],
@@ -76,8 +103,10 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path,
             stderr=subprocess.STDOUT,
         )
         rss = PeakRSS(client.pid)
-        code = client.wait()
+        _, status, usage = os.wait4(client.pid, 0)  # its own CPU time, which /proc no longer has once it exited
+        client.returncode = code = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - started
+        cpu = {kind: spent - cpu_before.get(kind, 0.0) for kind, spent in cpu_by_class().items()}
         peak_rss = rss.stop()
         log.seek(0)
         output = log.read()
@@ -86,6 +115,13 @@ def export(label: str, arguments: list[str], env: dict[str, str], scratch: Path,
     print(
         f"{label:28s} {wall:8.1f} {disk.peak / 2**20:15.1f} {disk.peak / size:10.3f} {peak_rss / 2**20:14.0f} "
         f"{peak_rss / size:10.3f} {os.getloadavg()[0]:6.1f}",
+        flush=True,
+    )
+    busy = cpu.pop("machine")
+    shares = ", ".join(f"{kind} {spent:.1f}" for kind, spent in sorted(cpu.items(), key=lambda item: -item[1]))
+    print(
+        f"{'':28s} CPU s: client {usage.ru_utime + usage.ru_stime:.1f}, {shares}; the machine busy {busy:.1f} s "
+        f"of {os.cpu_count() * wall:.1f} ({busy / (os.cpu_count() * wall):.0%})",
         flush=True,
     )
     return wall
