@@ -122,10 +122,9 @@ def convert_image(
                 return data, None, *((width, height) if orientation in QUARTER_TURNS else (height, width))
             if not fast:
                 return _tfds(image, data, target_pixels)
-            if image.format == "JPEG" and plain is None:
-                resized = _resize_planes(data, width, height, target_pixels, orientation)
-                if resized is not None:
-                    return resized
+            planes_not_tried = image.format == "JPEG" and plain is None
+            if planes_not_tried and (resized := _resize_planes(data, width, height, target_pixels, orientation)):
+                return resized
             size = tfds_size(width, height, target_pixels)
             pixels = _turned(resize_to(np.asarray(decode_near(image, size)), size), orientation)
             return encode_jpeg(pixels), ".jpg", *pixels.shape[:2]
